@@ -1,0 +1,509 @@
+"""The one place that talks HTTP to Pipedrive, and the stream base built on it.
+
+:class:`PipedriveAPI` owns the session, pacing (burst window), the token budget, retries with
+backoff, the OAuth 401 refresh and the mapping of every failure to a one-line error.
+:class:`PipedriveStream` owns paging and incremental state; the concrete streams in
+``streams.py`` only declare what they read.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+import time
+import typing as t
+from collections import defaultdict
+from datetime import datetime, timezone
+from urllib.parse import urlparse
+
+import backoff
+import requests
+from singer_sdk.streams import RESTStream
+
+from tap_pipedrive import schemas
+from tap_pipedrive.errors import (
+    APIError,
+    AuthError,
+    BlockedError,
+    BudgetExhaustedError,
+    ConnectError,
+    StreamUnavailableError,
+    TransientError,
+    one_line,
+)
+from tap_pipedrive.limits import RateLimiter, StreamStats, TokenBudget
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    from singer_sdk.helpers.types import Context
+
+    from tap_pipedrive.auth import PipedriveAuthenticator
+
+LOGGER = logging.getLogger("tap-pipedrive")
+
+MAX_RATE_LIMIT_RETRIES = 8
+UNAVAILABLE_STATUSES = {402, 403, 404, 410}
+
+
+class _RateLimitedError(Exception):
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+
+
+class _TokenRejectedError(Exception):
+    pass
+
+
+def _error_text(response: requests.Response) -> str:
+    """Pipedrive's own error text, or the HTTP reason; never an HTML page."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason or "error"
+    if isinstance(body, dict):
+        text = body.get("error") or body.get("message") or response.reason
+        info = body.get("error_info")
+        if info and info != "Please check developers.pipedrive.com":
+            text = f"{text} ({info})"
+        return one_line(str(text), 200)
+    return response.reason or "error"
+
+
+def _looks_like_html(response: requests.Response) -> bool:
+    kind = response.headers.get("Content-Type", "")
+    return "html" in kind or response.content[:200].lstrip().startswith(b"<")
+
+
+class PipedriveAPI:
+    """Sends GET requests to Pipedrive for every stream of one run (thread-safe)."""
+
+    def __init__(  # noqa: PLR0913
+        self,
+        *,
+        base_url: Callable[[], str],
+        authenticator: PipedriveAuthenticator,
+        user_agent: str,
+        timeout: float = 300,
+        max_retries: int = 5,
+        retry_initial_delay: float = 1.0,
+        max_tokens_per_run: int | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        """Set up the shared session; ``base_url`` is resolved at the first request."""
+        self._base_url = base_url
+        self.authenticator = authenticator
+        self.user_agent = user_agent
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.retry_initial_delay = retry_initial_delay
+        self.limiter = limiter or RateLimiter()
+        self.budget = TokenBudget(max_tokens=max_tokens_per_run)
+        self.stats: dict[str, StreamStats] = defaultdict(StreamStats)
+        self.session = requests.Session()
+        self._local = threading.local()
+
+    @functools.cached_property
+    def base_url(self) -> str:
+        """The API base, e.g. ``https://acme.pipedrive.com``."""
+        return self._base_url().rstrip("/")
+
+    @property
+    def host(self) -> str:
+        """The API host, for messages."""
+        return urlparse(self.base_url).netloc
+
+    def get(
+        self,
+        version: str,
+        path: str,
+        params: dict[str, t.Any] | None = None,
+        *,
+        stream: str = "connection",
+    ) -> dict:
+        """GET ``/api/{version}{path}`` and return the JSON body.
+
+        Paces the request, retries transient faults with exponential backoff and jitter,
+        waits out 429s, refreshes an OAuth token once on a 401, and raises one of the
+        :mod:`tap_pipedrive.errors` types otherwise.
+        """
+        what = f"GET /api/{version}{path}"
+        cost = schemas.token_cost(version, path)
+        stats = self.stats[stream]
+        retrying = backoff.on_exception(
+            lambda: backoff.expo(factor=self.retry_initial_delay, max_value=60),
+            TransientError,
+            max_tries=self.max_retries + 1,
+            jitter=backoff.full_jitter,
+            on_backoff=functools.partial(self._log_retry, what=what, stats=stats),
+            logger=None,
+        )(self._attempt)
+        try:
+            return retrying(version, path, params, cost=cost, what=what, stats=stats)
+        except TransientError as exc:
+            if getattr(self._local, "unreachable", False):
+                msg = f"cannot reach {self.host} ({exc})"
+                raise ConnectError(msg) from None
+            msg = f"{what} failed after {self.max_retries + 1} attempts: {exc}"
+            raise TransientError(msg) from None
+
+    def _log_retry(self, details: dict, *, what: str, stats: StreamStats) -> None:
+        stats.retries += 1
+        LOGGER.warning(
+            "%s: retry %d of %d in %.1fs after: %s",
+            what,
+            details["tries"],
+            self.max_retries,
+            details["wait"],
+            details["exception"],
+        )
+
+    def _attempt(
+        self,
+        version: str,
+        path: str,
+        params: dict[str, t.Any] | None,
+        *,
+        cost: int,
+        what: str,
+        stats: StreamStats,
+    ) -> dict:
+        """One logical request: waits out 429s and refreshes OAuth once, inside."""
+        rate_limited = 0
+        refreshed = False
+        while True:
+            try:
+                return self._send(version, path, params, cost=cost, what=what, stats=stats)
+            except _RateLimitedError as exc:
+                rate_limited += 1
+                stats.retries += 1
+                if rate_limited > MAX_RATE_LIMIT_RETRIES:
+                    msg = f"{what}: still rate limited (429) after {MAX_RATE_LIMIT_RETRIES} waits"
+                    raise APIError(msg, 429) from None
+                LOGGER.warning(
+                    "%s: Pipedrive's burst limit reached (429); waiting %.1fs before any "
+                    "further request",
+                    what,
+                    exc.wait,
+                )
+                self.limiter.block_for(exc.wait)
+            except _TokenRejectedError:
+                if not self.authenticator.is_oauth:
+                    msg = "Pipedrive rejected the API token (401)"
+                    raise AuthError(msg) from None
+                if refreshed:
+                    msg = "Pipedrive rejected the OAuth access token (401), even after a refresh"
+                    raise AuthError(msg) from None
+                refreshed = True
+                stats.retries += 1
+                LOGGER.warning("%s: access token rejected (401); refreshing it once", what)
+
+    def _send(  # noqa: C901, PLR0912
+        self,
+        version: str,
+        path: str,
+        params: dict[str, t.Any] | None,
+        *,
+        cost: int,
+        what: str,
+        stats: StreamStats,
+    ) -> dict:
+        """Send one HTTP request and classify its answer."""
+        self._local.unreachable = False
+        self.budget.charge(cost, what)
+        self.limiter.acquire()
+        headers = None
+        started = time.monotonic()
+        used_token = None
+        try:
+            request = requests.Request(
+                "GET",
+                f"{self.base_url}/api/{version}{path}",
+                params=params,
+                headers={"User-Agent": self.user_agent, "Accept": "application/json"},
+            )
+            prepared = self.authenticator(self.session.prepare_request(request))
+            used_token = self.authenticator.access_token
+            response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False)
+            headers = response.headers
+            body = response.content
+        except requests.Timeout:
+            self.budget.charge(-cost, what)
+            msg = f"no answer within {self.timeout:g}s"
+            raise TransientError(msg) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            self.budget.charge(-cost, what)
+            msg = "the connection was cut mid-response"
+            raise TransientError(msg) from None
+        except requests.ConnectionError as exc:
+            self.budget.charge(-cost, what)
+            self._local.unreachable = headers is None and _is_unreachable(exc)
+            msg = "the connection failed" if not self._local.unreachable else "connection refused or DNS failure"
+            raise TransientError(msg) from None
+        finally:
+            self.limiter.release(headers)
+            stats.requests += 1
+            stats.seconds += time.monotonic() - started
+
+        status = response.status_code
+        if status < 300:  # noqa: PLR2004
+            try:
+                data = json.loads(body)
+            except ValueError:
+                self.budget.charge(-cost, what)
+                msg = f"a broken response body ({status}, not complete JSON)"
+                raise TransientError(msg) from None
+            if not isinstance(data, dict):
+                msg = f"an unexpected response body ({status})"
+                raise TransientError(msg)
+            stats.tokens += cost
+            return data
+        self.budget.charge(-cost, what)
+        if status < 400:  # noqa: PLR2004
+            target = urlparse(response.headers.get("Location", "")).netloc or "elsewhere"
+            msg = f"{what}: Pipedrive redirected to {target}; not following it with credentials"
+            raise APIError(msg, status)
+        if status == 401:  # noqa: PLR2004
+            if self.authenticator.is_oauth:
+                self.authenticator.invalidate(used_token)
+            raise _TokenRejectedError
+        if status == 429:  # noqa: PLR2004
+            text = _error_text(response)
+            if response.headers.get("x-daily-ratelimit-token-remaining") == "0" or "daily" in text.lower():
+                msg = (
+                    f"stopping: Pipedrive's daily API token budget for this company is spent "
+                    f"({text}). It resets at midnight, Pipedrive server time; the next run "
+                    "resumes where this one stopped"
+                )
+                raise BudgetExhaustedError(msg)
+            raise _RateLimitedError(_retry_wait(response.headers))
+        if status == 403 and _looks_like_html(response):  # noqa: PLR2004
+            msg = (
+                "Pipedrive's firewall (Cloudflare) is blocking this integration (403). It does "
+                "so to clients that keep calling after a 429; wait before the next run"
+            )
+            raise BlockedError(msg)
+        if status >= 500:  # noqa: PLR2004
+            msg = f"{status} {response.reason or 'Server Error'}"
+            raise TransientError(msg)
+        text = _error_text(response) if not _looks_like_html(response) else response.reason
+        if status in UNAVAILABLE_STATUSES:
+            raise StreamUnavailableError(f"{what} answered {status}: {text}", status)
+        raise APIError(f"{what} was rejected ({status}: {text})", status)
+
+    def pages(
+        self,
+        version: str,
+        path: str,
+        params: dict[str, t.Any],
+        *,
+        paging: str,
+        page_size: int,
+        stream: str,
+    ) -> Iterator[list[dict]]:
+        """Yield the records of each page of a list endpoint.
+
+        ``paging`` is ``cursor`` (v2: ``cursor``/``limit``, ``additional_data.next_cursor``),
+        ``offset`` (v1: ``start``/``limit``, ``additional_data.pagination``) or ``none``.
+        """
+        params = dict(params)
+        if paging != "none":
+            params["limit"] = page_size
+        seen_tokens: set[object] = set()
+        while True:
+            body = self.get(version, path, params, stream=stream)
+            data = body.get("data")
+            yield data if isinstance(data, list) else ([] if data is None else [data])
+            extra = body.get("additional_data") or {}
+            if paging == "cursor":
+                token = extra.get("next_cursor")
+                key = "cursor"
+            elif paging == "offset":
+                pagination = extra.get("pagination") or {}
+                more = pagination.get("more_items_in_collection")
+                token = pagination.get("next_start") if more else None
+                key = "start"
+            else:
+                return
+            if token in (None, ""):
+                return
+            if token in seen_tokens:
+                msg = f"GET /api/{version}{path}: Pipedrive returned the same page token twice"
+                raise APIError(msg)
+            seen_tokens.add(token)
+            params[key] = token
+
+
+def _retry_wait(headers: t.Mapping[str, str]) -> float:
+    """How long Pipedrive asked us to wait after a 429 (reset or Retry-After, at least 1 s)."""
+    waits = []
+    for name in ("x-ratelimit-reset", "Retry-After"):
+        try:
+            waits.append(float(headers[name]))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return max([1.0, *waits])
+
+
+def _second(moment: datetime) -> str:
+    """RFC 3339 UTC at second resolution, as Pipedrive's time filters take it."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _is_unreachable(exc: requests.ConnectionError) -> bool:
+    """Whether the host could not be reached at all (DNS, refused), not a cut connection."""
+    text = repr(exc)
+    return any(
+        marker in text
+        for marker in ("NameResolution", "Failed to resolve", "Connection refused", "NewConnectionError")
+    )
+
+
+class PipedriveStream(RESTStream):
+    """A Pipedrive list endpoint: paging, incremental filters and exact bookmarks."""
+
+    #: ``v1`` or ``v2``
+    api_version: t.ClassVar[str] = "v2"
+    #: the endpoint after ``/api/{version}``, e.g. ``/deals``
+    endpoint: t.ClassVar[str] = ""
+    #: ``cursor`` (v2), ``offset`` (v1) or ``none`` (whole list in one answer)
+    paging: t.ClassVar[str] = "cursor"
+    page_size: t.ClassVar[int] = 500
+    #: constant query parameters
+    params: t.ClassVar[dict[str, str]] = {}
+    #: the time filter that takes the bookmark (``updated_since``), on incremental streams
+    time_filter: t.ClassVar[str | None] = None
+    #: fields Pipedrive returns only when asked (``include_fields``)
+    include_fields: t.ClassVar[tuple[str, ...]] = ()
+    primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
+    records_jsonpath = "$.data[*]"
+
+    # Pipedrive lists are read sorted by update_time ascending, so the bookmark can move
+    # forward page by page and a run stopped part-way resumes without loss.
+    is_sorted = True
+
+    def __init__(self, tap: t.Any, schema: dict | None = None) -> None:  # noqa: ANN401
+        """Declare the stream's schema from the OpenAPI extract unless one is given."""
+        if schema is None:
+            schema = self.build_schema(tap)
+        super().__init__(tap, schema=schema)
+        self._timestamp_fields = schemas.timestamp_fields(self.schema)
+        self._skip_at: str | None = None
+        self._skip_ids: frozenset = frozenset()
+
+    @classmethod
+    def build_schema(cls, tap: t.Any) -> dict:  # noqa: ANN401, ARG003
+        """The stream's JSON schema (subclasses add custom fields)."""
+        return schemas.stream_schema(
+            cls.api_version,
+            cls.endpoint,
+            primary_keys=cls.primary_keys,
+            include_fields=cls.include_fields,
+        )
+
+    @property
+    def api(self) -> PipedriveAPI:
+        """The run's shared HTTP client."""
+        return self._tap.api
+
+    @property
+    def url_base(self) -> str:
+        """The API base of this connection."""
+        return self.api.base_url
+
+    @property
+    def path(self) -> str:  # type: ignore[override]
+        """The request path."""
+        return f"/api/{self.api_version}{self.endpoint}"
+
+    def get_new_paginator(self) -> None:
+        """Paging is done by :meth:`PipedriveAPI.pages`, which knows both of Pipedrive's kinds."""
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+        """Records of one response (the ``data`` list)."""
+        data = response.json().get("data")
+        yield from (data if isinstance(data, list) else [data] if data else [])
+
+    def request_params(self, context: Context | None) -> dict[str, t.Any]:
+        """Query parameters of the first page."""
+        params: dict[str, t.Any] = dict(self.params)
+        if self.include_fields:
+            params["include_fields"] = ",".join(self.include_fields)
+        if self.replication_key and self.time_filter:
+            start = self.get_starting_timestamp(context)
+            if start is not None:
+                # Pipedrive rejects fractional seconds; the filter is inclusive, so the
+                # records of the bookmark's second come back and are filtered below.
+                params[self.time_filter] = _second(start)
+        return params
+
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        """Read every page; write STATE after each page so a stopped run resumes exactly."""
+        self._prepare_bookmark_filter(context)
+        try:
+            for page in self.api.pages(
+                self.api_version,
+                self.endpoint,
+                self.request_params(context),
+                paging=self.paging,
+                page_size=self.page_size,
+                stream=self.name,
+            ):
+                yield from page
+                # Every record of the page has been written by now: let STATE say so.
+                self._write_state_message()
+        except StreamUnavailableError as exc:
+            self.skip(context, exc)
+
+    def skip(self, context: Context | None, exc: StreamUnavailableError) -> None:  # noqa: ARG002
+        """Skip this stream (its endpoint is not available to the account) and go on."""
+        self.logger.warning("Skipping stream '%s': %s", self.name, exc)
+        self._tap.skipped_streams[self.name] = str(exc)
+
+    def _prepare_bookmark_filter(self, context: Context | None) -> None:
+        """Remember which records at the bookmark's second were already written."""
+        self._skip_at, self._skip_ids = None, frozenset()
+        if not self.replication_key:
+            return
+        state = self.get_context_state(context)
+        value = state.get("replication_key_value")
+        start = self.get_starting_timestamp(context)
+        if value and start is not None and schemas.normalize_timestamp(value) == _second(start):
+            self._skip_at = schemas.normalize_timestamp(value)
+            self._skip_ids = frozenset(state.get("bookmark_ids", ()))
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:  # noqa: ARG002
+        """Normalise timestamps to RFC 3339 UTC; drop records already written at the bookmark."""
+        for name in self._timestamp_fields:
+            value = row.get(name)
+            if value is not None:
+                row[name] = schemas.normalize_timestamp(value)
+        if (
+            self._skip_at is not None
+            and row.get(self.replication_key) == self._skip_at
+            and row.get("id") in self._skip_ids
+        ):
+            return None
+        self.api.stats[self.name].records += 1
+        return row
+
+    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
+        """Advance the bookmark, and keep the ids written at the bookmark's second.
+
+        ``updated_since`` is inclusive and works at second resolution, so the next run reads
+        that second again; these ids let it skip what was already written.
+        """
+        state = self.get_context_state(context)
+        before = state.get("replication_key_value")
+        super()._increment_stream_state(latest_record, context=context)
+        if not self.replication_key:
+            return
+        after = state.get("replication_key_value")
+        if after != before or "bookmark_ids" not in state:
+            state["bookmark_ids"] = []
+        if latest_record.get(self.replication_key) == after:
+            state["bookmark_ids"].append(latest_record.get("id"))

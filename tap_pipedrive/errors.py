@@ -1,0 +1,72 @@
+"""The tap's error types: each carries a one-line message that is safe to show a user.
+
+Messages never contain a secret, a URL with a query string or a response body of HTML.
+The exit code tells an orchestrator what happened (see the README's "Exit codes").
+"""
+
+from __future__ import annotations
+
+EXIT_ERROR = 1
+EXIT_BUDGET = 3
+EXIT_SIGNAL_BASE = 128
+
+MAX_MESSAGE = 300
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """Fold ``text`` to a single line of at most ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class PipedriveError(Exception):
+    """A failure the tap reports in one line and exits on."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str) -> None:
+        """Keep a single safe line."""
+        super().__init__(one_line(message))
+
+
+class ConfigError(PipedriveError):
+    """The config is wrong; the message names the field."""
+
+
+class AuthError(PipedriveError):
+    """Pipedrive (or its OAuth server) rejected the credentials."""
+
+
+class ConnectError(PipedriveError):
+    """Pipedrive could not be reached at all."""
+
+
+class BlockedError(PipedriveError):
+    """Pipedrive's firewall (Cloudflare) is blocking this integration."""
+
+
+class APIError(PipedriveError):
+    """Pipedrive answered with an error that retrying will not fix."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        """Remember the HTTP status for callers that branch on it."""
+        super().__init__(message)
+        self.status = status
+
+
+class StreamUnavailableError(APIError):
+    """A 402/403/404/410: this endpoint (or this parent) is not available to the account."""
+
+
+class TransientError(PipedriveError):
+    """A fault that is worth retrying (5xx, timeouts, cut connections, broken bodies)."""
+
+
+class BudgetExhaustedError(PipedriveError):
+    """The daily token budget, or the run's ``max_tokens_per_run``, is spent.
+
+    The run stops cleanly: a final STATE covers every record written, so the next run
+    resumes where this one stopped.
+    """
+
+    exit_code = EXIT_BUDGET

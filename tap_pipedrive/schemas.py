@@ -1,0 +1,168 @@
+"""Stream schemas, declared from Pipedrive's OpenAPI specs (via ``openapi.json``).
+
+``scripts/extract_openapi.py`` copies each endpoint's record schema out of the specs; this
+module turns it into the JSON schema a stream declares, with the few rules the specs leave
+implicit:
+
+* Every field is nullable except the primary key: Pipedrive sends ``null`` for any unset
+  field, whatever the spec says, and a target must not reject a record for it.
+* Timestamps carry ``format: date-time``: the tap normalises them to RFC 3339 UTC, so that
+  bookmarks compare correctly as strings and targets type the columns.
+* ``enum`` constraints are dropped: Pipedrive adds values over time, and a new status must
+  not make a target reject the record.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+OPENAPI_FILE = Path(__file__).with_name("openapi.json")
+
+_TIMESTAMP_NAMES = {"created", "modified", "last_login"}
+_NOT_TIMESTAMPS = {"due_time"}  # an "HH:MM" time of day, not a point in time
+
+
+@functools.cache
+def openapi() -> dict:
+    """The extract of Pipedrive's OpenAPI specs."""
+    return json.loads(OPENAPI_FILE.read_text(encoding="utf-8"))
+
+
+def endpoint(version: str, path: str) -> dict:
+    """One endpoint's entry in the extract."""
+    return openapi()["endpoints"][f"{version} {path}"]
+
+
+def token_cost(version: str, path: str) -> int:
+    """The ``x-token-cost`` of a GET on this endpoint (list costs when not in the extract)."""
+    entry = openapi()["endpoints"].get(f"{version} {path}")
+    if entry is None:
+        return 10 if version == "v2" else 20
+    return int(entry["token_cost"])
+
+
+def is_timestamp(name: str, spec: dict) -> bool:
+    """Whether a top-level field holds a point in time."""
+    if spec.get("type") != "string" or name in _NOT_TIMESTAMPS:
+        return False
+    return spec.get("format") == "date-time" or name.endswith("_time") or name in _TIMESTAMP_NAMES
+
+
+def _nullable(schema: dict) -> dict:
+    kind = schema.get("type")
+    if kind is None:
+        if "anyOf" in schema and {"type": "null"} not in schema["anyOf"]:
+            schema["anyOf"].append({"type": "null"})
+        return schema
+    kinds = kind if isinstance(kind, list) else [kind]
+    if "null" not in kinds:
+        schema["type"] = [*kinds, "null"]
+    return schema
+
+
+def to_json_schema(spec: dict, name: str = "") -> dict:
+    """Convert one (flattened OpenAPI 3.0) property schema into a nullable JSON schema."""
+    out: dict = {}
+    if spec.get("description"):
+        out["description"] = spec["description"]
+    options = spec.get("oneOf") or spec.get("anyOf")
+    if options:
+        out["anyOf"] = [to_json_schema(o) for o in options]
+        return _nullable(out)
+    kind = spec.get("type") or ("object" if "properties" in spec else None)
+    if kind is None:
+        return out  # anything goes
+    out["type"] = kind
+    if kind == "object":
+        props = spec.get("properties") or {}
+        out["properties"] = {k: to_json_schema(v, k) for k, v in props.items()}
+        extra = spec.get("additionalProperties")
+        if extra is True or not props or name:
+            # A nested object (an address, a price) keeps keys the spec does not list.
+            out["additionalProperties"] = True
+        elif isinstance(extra, dict):
+            out["additionalProperties"] = to_json_schema(extra)
+    elif kind == "array":
+        out["items"] = to_json_schema(spec.get("items") or {})
+    elif kind == "string":
+        if is_timestamp(name, spec):
+            out["format"] = "date-time"
+        elif spec.get("format") == "date":
+            out["format"] = "date"
+    return _nullable(out)
+
+
+def include_field_schema(name: str) -> dict:
+    """The schema of a field that Pipedrive returns only on request (``include_fields``)."""
+    if name.endswith("_count") or name in {"next_activity_id", "last_activity_id"}:
+        return {"type": ["integer", "null"]}
+    if name.endswith("_time"):
+        return {"type": ["string", "null"], "format": "date-time"}
+    return {"type": ["string", "null"]}
+
+
+def stream_schema(
+    version: str,
+    path: str,
+    *,
+    primary_keys: tuple[str, ...] = ("id",),
+    include_fields: tuple[str, ...] = (),
+    extra: dict | None = None,
+) -> dict:
+    """The JSON schema of a stream reading ``GET /api/{version}{path}``."""
+    item = endpoint(version, path)["item"]
+    schema = to_json_schema(item)
+    schema["type"] = "object"
+    props = schema["properties"]
+    for name in include_fields:
+        props.setdefault(name, include_field_schema(name))
+    for key, value in (extra or {}).items():
+        props[key] = copy.deepcopy(value)
+    for key in primary_keys:
+        kinds = props[key]["type"]
+        props[key]["type"] = [k for k in kinds if k != "null"] if isinstance(kinds, list) else kinds
+    return schema
+
+
+def timestamp_fields(schema: dict) -> tuple[str, ...]:
+    """The top-level fields of ``schema`` that hold a date-time."""
+    return tuple(
+        name
+        for name, spec in schema.get("properties", {}).items()
+        if spec.get("format") == "date-time"
+    )
+
+
+_TS = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?)?"
+    r"\s*(Z|z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def normalize_timestamp(value: object) -> object:
+    """Return an RFC 3339 UTC timestamp (``2025-01-31T10:20:00Z``) at second resolution.
+
+    Pipedrive v1 sends ``YYYY-MM-DD HH:MM:SS`` (UTC), v2 sends RFC 3339, some endpoints add
+    milliseconds. Values that are not timestamps are returned unchanged.
+    """
+    if not isinstance(value, str):
+        return value
+    match = _TS.match(value.strip())
+    if not match:
+        return value
+    year, month, day, hour, minute, second, offset = match.groups()
+    if offset in (None, "Z", "z", "+00:00", "+0000", "-00:00"):
+        return f"{year}-{month}-{day}T{hour or '00'}:{minute or '00'}:{second or '00'}Z"
+    moment = datetime(
+        int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+        tzinfo=timezone.utc,
+    )
+    sign = 1 if offset[0] == "+" else -1
+    digits = offset[1:].replace(":", "")
+    moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

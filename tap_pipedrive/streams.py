@@ -1,0 +1,358 @@
+"""Every Pipedrive stream, one short declaration each.
+
+| stream | API | endpoint | paging | key | replication |
+| --- | --- | --- | --- | --- | --- |
+| deals | v2 | /deals?status=open,won,lost,deleted | cursor | id | update_time |
+| archived_deals | v2 | /deals/archived | cursor | id | update_time |
+| persons, organizations, activities, products | v2 | /persons … | cursor | id | update_time |
+| pipelines, stages | v2 | /pipelines, /stages | cursor | id | full table |
+| deal_products | v2 | /deals/products?deal_ids= (100 deals a request) | cursor | id | with its deals |
+| deal_fields … activity_fields | v2 | /dealFields … | cursor | field_code | full table |
+| notes, leads | v1 | /notes, /leads | offset | id | update_time |
+| archived_leads | v1 | /leads/archived | offset | id (uuid) | full table |
+| files (≤ 100), call_logs (≤ 50) | v1 | /files, /callLogs | offset | id | full table |
+| users, lead_labels, filters, activity_types, currencies, note_fields | v1 | … | none | id / key | full table |
+| lead_fields | v1 | /leadFields | offset | key | full table |
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from tap_pipedrive import schemas
+from tap_pipedrive.client import PipedriveStream
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from singer_sdk.helpers.types import Context
+
+    from tap_pipedrive.errors import StreamUnavailableError
+
+#: Pipedrive's ``/deals/products`` takes at most 100 deal ids per request.
+DEAL_IDS_PER_REQUEST = 100
+
+
+def _include_fields(path: str) -> tuple[str, ...]:
+    """Every optional field an endpoint offers through ``include_fields``."""
+    return tuple(schemas.endpoint("v2", path)["params"]["include_fields"].get("enum", ()))
+
+
+class IncrementalV2Stream(PipedriveStream):
+    """A v2 list read by ``update_time``, oldest first, from the bookmark on."""
+
+    replication_key = "update_time"
+    time_filter = "updated_since"
+    params: t.ClassVar[dict[str, str]] = {"sort_by": "update_time", "sort_direction": "asc"}
+
+
+class FullTableV2Stream(PipedriveStream):
+    """A small v2 list read whole on every run."""
+
+    params: t.ClassVar[dict[str, str]] = {"sort_by": "id", "sort_direction": "asc"}
+
+
+class FieldsStream(PipedriveStream):
+    """The field definitions of one entity (v2 Fields API), keyed by ``field_code``."""
+
+    primary_keys = ("field_code",)
+
+    @classmethod
+    def build_schema(cls, tap: t.Any) -> dict:  # noqa: ANN401
+        """The entity's Fields schema; every v2 Fields endpoint may send a description."""
+        schema = super().build_schema(tap)
+        schema["properties"].setdefault("description", {"type": ["string", "null"]})
+        return schema
+
+
+class IncrementalV1Stream(PipedriveStream):
+    """A v1 offset list that takes ``updated_since``."""
+
+    api_version = "v1"
+    paging = "offset"
+    replication_key = "update_time"
+    time_filter = "updated_since"
+    params: t.ClassVar[dict[str, str]] = {"sort": "update_time ASC"}
+
+
+class FullTableV1Stream(PipedriveStream):
+    """A v1 list read whole on every run."""
+
+    api_version = "v1"
+    paging = "offset"
+
+
+class SmallV1Stream(FullTableV1Stream):
+    """A v1 list that Pipedrive returns whole, without paging."""
+
+    paging = "none"
+
+
+# --- deals and their products ---------------------------------------------------------
+
+
+class _DealsWithProducts(IncrementalV2Stream):
+    """Deals that hand their ids to ``deal_products`` in batches of 100."""
+
+    params: t.ClassVar[dict[str, str]] = {
+        **IncrementalV2Stream.params,
+        "status": "open,won,lost,deleted",
+    }
+    include_fields = _include_fields("/deals")
+
+    def generate_child_contexts(self, record: dict, context: Context | None) -> Iterator[dict]:  # noqa: ARG002
+        """Collect deal ids; one child context per full batch."""
+        self._pending_deal_ids.append(record["id"])
+        if len(self._pending_deal_ids) >= DEAL_IDS_PER_REQUEST:
+            yield {"deal_ids": self._take_batch()}
+
+    def _take_batch(self) -> list[int]:
+        batch, self._pending_deal_ids = self._pending_deal_ids, []
+        return batch
+
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        """Read the deals, then hand over the last, partial batch of ids."""
+        self._pending_deal_ids: list[int] = []
+        yield from super().get_records(context)
+        if self._pending_deal_ids:
+            self._sync_children({"deal_ids": self._take_batch()})
+
+
+class DealsStream(_DealsWithProducts):
+    """Live, won, lost and deleted deals (deleted ones stay listed for 30 days)."""
+
+    name = "deals"
+    endpoint = "/deals"
+
+
+class ArchivedDealsStream(_DealsWithProducts):
+    """Archived deals, which Pipedrive lists only on their own endpoint."""
+
+    name = "archived_deals"
+    endpoint = "/deals/archived"
+
+
+class DealProductsStream(PipedriveStream):
+    """Products attached to deals, read for up to 100 deals per request."""
+
+    name = "deal_products"
+    endpoint = "/deals/products"
+    parent_stream_type = DealsStream
+    state_partitioning_keys: t.ClassVar[list[str]] = []  # one state, not one per batch
+    params: t.ClassVar[dict[str, str]] = {"sort_by": "id", "sort_direction": "asc"}
+
+    def request_params(self, context: Context | None) -> dict[str, t.Any]:
+        """Ask for the products of this batch of deals."""
+        params = super().request_params(context)
+        params["deal_ids"] = ",".join(str(i) for i in (context or {})["deal_ids"])
+        return params
+
+    def skip(self, context: Context | None, exc: StreamUnavailableError) -> None:
+        """A batch whose deals are gone (404/410) is skipped; the next batches go on."""
+        count = len((context or {}).get("deal_ids", ()))
+        self.logger.warning("Skipping the products of %d deals: %s", count, exc)
+
+
+# --- the other v2 entities --------------------------------------------------------------
+
+
+class PersonsStream(IncrementalV2Stream):
+    """Persons (contacts)."""
+
+    name = "persons"
+    endpoint = "/persons"
+    include_fields = _include_fields("/persons")
+
+
+class OrganizationsStream(IncrementalV2Stream):
+    """Organizations."""
+
+    name = "organizations"
+    endpoint = "/organizations"
+    include_fields = _include_fields("/organizations")
+
+
+class ActivitiesStream(IncrementalV2Stream):
+    """Activities, with their attendees."""
+
+    name = "activities"
+    endpoint = "/activities"
+    include_fields = ("attendees",)
+
+
+class ProductsStream(IncrementalV2Stream):
+    """Products (the endpoint takes ``updated_since`` but no ``updated_until``)."""
+
+    name = "products"
+    endpoint = "/products"
+
+
+class PipelinesStream(FullTableV2Stream):
+    """Pipelines (no time filter on this endpoint)."""
+
+    name = "pipelines"
+    endpoint = "/pipelines"
+
+
+class StagesStream(FullTableV2Stream):
+    """Pipeline stages (no time filter on this endpoint)."""
+
+    name = "stages"
+    endpoint = "/stages"
+
+
+class DealFieldsStream(FieldsStream):
+    """Deal field definitions."""
+
+    name = "deal_fields"
+    endpoint = "/dealFields"
+
+
+class PersonFieldsStream(FieldsStream):
+    """Person field definitions."""
+
+    name = "person_fields"
+    endpoint = "/personFields"
+
+
+class OrganizationFieldsStream(FieldsStream):
+    """Organization field definitions."""
+
+    name = "organization_fields"
+    endpoint = "/organizationFields"
+
+
+class ProductFieldsStream(FieldsStream):
+    """Product field definitions."""
+
+    name = "product_fields"
+    endpoint = "/productFields"
+
+
+class ActivityFieldsStream(FieldsStream):
+    """Activity field definitions."""
+
+    name = "activity_fields"
+    endpoint = "/activityFields"
+
+
+# --- v1-only entities -------------------------------------------------------------------
+
+
+class NotesStream(IncrementalV1Stream):
+    """Notes on deals, persons, organizations, leads and projects."""
+
+    name = "notes"
+    endpoint = "/notes"
+
+
+class LeadsStream(IncrementalV1Stream):
+    """Leads (not archived)."""
+
+    name = "leads"
+    endpoint = "/leads"
+
+
+class ArchivedLeadsStream(FullTableV1Stream):
+    """Archived leads, listed only on their own endpoint (no time filter there)."""
+
+    name = "archived_leads"
+    endpoint = "/leads/archived"
+
+
+class FilesStream(FullTableV1Stream):
+    """Files attached to deals, persons, organizations, activities and more."""
+
+    name = "files"
+    endpoint = "/files"
+    page_size = 100
+    params: t.ClassVar[dict[str, str]] = {"sort": "id ASC"}
+
+
+class CallLogsStream(FullTableV1Stream):
+    """Call logs."""
+
+    name = "call_logs"
+    endpoint = "/callLogs"
+    page_size = 50
+
+
+class LeadFieldsStream(FullTableV1Stream):
+    """Lead field definitions (leads share the deals' custom fields)."""
+
+    name = "lead_fields"
+    endpoint = "/leadFields"
+    primary_keys = ("key",)
+
+
+class UsersStream(SmallV1Stream):
+    """Users of the company account."""
+
+    name = "users"
+    endpoint = "/users"
+
+
+class LeadLabelsStream(SmallV1Stream):
+    """Lead labels."""
+
+    name = "lead_labels"
+    endpoint = "/leadLabels"
+
+
+class FiltersStream(SmallV1Stream):
+    """Saved filters."""
+
+    name = "filters"
+    endpoint = "/filters"
+
+
+class ActivityTypesStream(SmallV1Stream):
+    """Activity types."""
+
+    name = "activity_types"
+    endpoint = "/activityTypes"
+
+
+class CurrenciesStream(SmallV1Stream):
+    """Currencies."""
+
+    name = "currencies"
+    endpoint = "/currencies"
+
+
+class NoteFieldsStream(SmallV1Stream):
+    """Note field definitions."""
+
+    name = "note_fields"
+    endpoint = "/noteFields"
+    primary_keys = ("key",)
+
+
+STREAM_TYPES: tuple[type[PipedriveStream], ...] = (
+    DealsStream,
+    ArchivedDealsStream,
+    DealProductsStream,
+    PersonsStream,
+    OrganizationsStream,
+    ActivitiesStream,
+    ProductsStream,
+    PipelinesStream,
+    StagesStream,
+    DealFieldsStream,
+    PersonFieldsStream,
+    OrganizationFieldsStream,
+    ProductFieldsStream,
+    ActivityFieldsStream,
+    NotesStream,
+    LeadsStream,
+    ArchivedLeadsStream,
+    FilesStream,
+    CallLogsStream,
+    LeadFieldsStream,
+    UsersStream,
+    LeadLabelsStream,
+    FiltersStream,
+    ActivityTypesStream,
+    CurrenciesStream,
+    NoteFieldsStream,
+)

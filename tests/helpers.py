@@ -1,0 +1,112 @@
+"""Running the tap as a user does (a subprocess) and reading what it printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Distinctive secret values: no test output, STATE or catalog may ever contain them.
+CANARY_API_TOKEN = "canary-api-token-7f3a9c"
+CANARY_CLIENT_ID = "canary-client-id"
+CANARY_CLIENT_SECRET = "canary-client-secret-51d0e2"
+CANARY_REFRESH_TOKEN = "canary-refresh-token-9b84aa"
+CANARIES = [CANARY_API_TOKEN, CANARY_CLIENT_SECRET, CANARY_REFRESH_TOKEN]
+
+#: Every secret value the tests have seen (the canaries plus tokens the fake issued).
+SEEN_SECRETS: set[str] = set(CANARIES)
+
+
+@dataclass
+class Run:
+    """One finished run of the tap."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    messages: list[dict] = field(default_factory=list)
+
+    def records(self, stream: str) -> list[dict]:
+        """The records of ``stream``, in order."""
+        return [m["record"] for m in self.messages if m.get("type") == "RECORD" and m["stream"] == stream]
+
+    def ids(self, stream: str, key: str = "id") -> list:
+        """The primary keys of ``stream``'s records, in order (with repeats)."""
+        return [r[key] for r in self.records(stream)]
+
+    @property
+    def states(self) -> list[dict]:
+        """Every STATE value, in order."""
+        return [m["value"] for m in self.messages if m.get("type") == "STATE"]
+
+    @property
+    def final_state(self) -> dict:
+        """The last STATE value."""
+        return self.states[-1] if self.states else {}
+
+    def streams_with_records(self) -> set[str]:
+        """Names of the streams that emitted at least one record."""
+        return {m["stream"] for m in self.messages if m.get("type") == "RECORD"}
+
+
+def assert_no_secret(*texts: str, secrets: set[str] | None = None) -> None:
+    """Fail if any secret value appears in ``texts``."""
+    for text in texts:
+        for secret in secrets or SEEN_SECRETS:
+            assert secret not in text, f"a secret ({secret[:6]}…) leaked into the output"
+
+
+def run_tap(
+    *args: str,
+    config: dict | None = None,
+    config_path: Path | None = None,
+    state: dict | None = None,
+    catalog: dict | None = None,
+    tmp_path: Path,
+    env: dict | None = None,
+    timeout: float = 300,
+    check_secrets: bool = True,
+) -> Run:
+    """Run ``tap-pipedrive`` with ``args`` and a config (file), as a user would."""
+    cmd = [sys.executable, "-m", "tap_pipedrive"]
+    if config is not None:
+        config_path = tmp_path / "config.json"
+        config_path.write_text(json.dumps(config))
+    if config_path is not None:
+        cmd += ["--config", str(config_path)]
+    if state is not None:
+        state_path = tmp_path / "state.json"
+        state_path.write_text(json.dumps(state))
+        cmd += ["--state", str(state_path)]
+    if catalog is not None:
+        catalog_path = tmp_path / "catalog.json"
+        catalog_path.write_text(json.dumps(catalog))
+        cmd += ["--catalog", str(catalog_path)]
+    cmd += list(args)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_PIPEDRIVE_")}
+    full_env.update(env or {})
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=tmp_path, check=False)
+    run = Run(proc.returncode, proc.stdout, proc.stderr)
+    if "--discover" not in args and "--about" not in args:
+        for line in proc.stdout.splitlines():
+            if line.startswith("{"):
+                run.messages.append(json.loads(line))
+    if check_secrets:
+        assert_no_secret(proc.stdout, proc.stderr)
+        if state is not None:
+            assert_no_secret(json.dumps(run.final_state))
+    return run
+
+
+def catalog_selecting(catalog: dict, streams: set[str]) -> dict:
+    """``catalog`` with only ``streams`` selected."""
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if not meta["breadcrumb"]:
+                meta["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return catalog
