@@ -22,7 +22,7 @@ import backoff
 import requests
 from singer_sdk.streams import RESTStream
 
-from tap_pipedrive import schemas
+from tap_pipedrive import custom_fields, schemas
 from tap_pipedrive.errors import (
     APIError,
     AuthError,
@@ -380,6 +380,10 @@ class PipedriveStream(RESTStream):
     #: fields Pipedrive returns only when asked (``include_fields``)
     include_fields: t.ClassVar[tuple[str, ...]] = ()
     primary_keys: t.ClassVar[tuple[str, ...]] = ("id",)
+    #: the entity whose custom fields the records carry (``deal``, ``person``, …)
+    custom_fields_entity: t.ClassVar[str | None] = None
+    #: ``v2``: values in a ``custom_fields`` object; ``v1``: top-level hash keys
+    custom_fields_style: t.ClassVar[str] = "v2"
     records_jsonpath = "$.data[*]"
 
     # Pipedrive lists are read sorted by update_time ascending, so the bookmark can move
@@ -394,16 +398,26 @@ class PipedriveStream(RESTStream):
         self._timestamp_fields = schemas.timestamp_fields(self.schema)
         self._skip_at: str | None = None
         self._skip_ids: frozenset = frozenset()
+        self._custom: custom_fields.ValueMapper | None = None
 
     @classmethod
-    def build_schema(cls, tap: t.Any) -> dict:  # noqa: ANN401, ARG003
-        """The stream's JSON schema (subclasses add custom fields)."""
-        return schemas.stream_schema(
+    def build_schema(cls, tap: t.Any) -> dict:  # noqa: ANN401
+        """The stream's JSON schema: the spec's fields, plus the account's custom fields."""
+        schema = schemas.stream_schema(
             cls.api_version,
             cls.endpoint,
             primary_keys=cls.primary_keys,
             include_fields=cls.include_fields,
         )
+        if cls.custom_fields_entity:
+            custom_fields.extend_schema(
+                schema,
+                tap.custom_fields(cls.custom_fields_entity),
+                mode=tap.custom_fields_mode,
+                style=cls.custom_fields_style,
+                pins=tap.custom_field_pins,
+            )
+        return schema
 
     @property
     def api(self) -> PipedriveAPI:
@@ -444,6 +458,15 @@ class PipedriveStream(RESTStream):
     def get_records(self, context: Context | None) -> Iterable[dict]:
         """Read every page; write STATE after each page so a stopped run resumes exactly."""
         self._prepare_bookmark_filter(context)
+        if self.custom_fields_entity and self._custom is None:
+            self._custom = custom_fields.ValueMapper(
+                fields=self._tap.custom_fields(self.custom_fields_entity),
+                schema=self.effective_schema,
+                mode=self._tap.custom_fields_mode,
+                style=self.custom_fields_style,
+                pins=self._tap.custom_field_pins,
+                warn=self.logger.warning,
+            )
         try:
             for page in self.api.pages(
                 self.api_version,
@@ -488,6 +511,8 @@ class PipedriveStream(RESTStream):
             and row.get("id") in self._skip_ids
         ):
             return None
+        if self._custom is not None:
+            self._custom.apply(row)
         self.api.stats[self.name].records += 1
         return row
 

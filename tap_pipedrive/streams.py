@@ -53,9 +53,19 @@ class FullTableV2Stream(PipedriveStream):
 
 
 class FieldsStream(PipedriveStream):
-    """The field definitions of one entity (v2 Fields API), keyed by ``field_code``."""
+    """The field definitions of one entity (v2 Fields API), keyed by ``field_code``.
+
+    The tap reads these definitions once per run for the custom fields; this stream
+    emits that same read rather than spending tokens on a second one.
+    """
 
     primary_keys = ("field_code",)
+    #: the entity these fields describe
+    entity: t.ClassVar[str] = ""
+
+    def get_records(self, context: Context | None) -> Iterable[dict]:  # noqa: ARG002
+        """The run's cached field definitions."""
+        yield from self._tap.field_definitions(self.entity)
 
     @classmethod
     def build_schema(cls, tap: t.Any) -> dict:  # noqa: ANN401
@@ -99,6 +109,7 @@ class _DealsWithProducts(IncrementalV2Stream):
         "status": "open,won,lost,deleted",
     }
     include_fields = _include_fields("/deals")
+    custom_fields_entity = "deal"
 
     def generate_child_contexts(self, record: dict, context: Context | None) -> Iterator[dict]:  # noqa: ARG002
         """Collect deal ids; one child context per full batch."""
@@ -161,6 +172,7 @@ class PersonsStream(IncrementalV2Stream):
 
     name = "persons"
     endpoint = "/persons"
+    custom_fields_entity = "person"
     include_fields = _include_fields("/persons")
 
 
@@ -169,6 +181,7 @@ class OrganizationsStream(IncrementalV2Stream):
 
     name = "organizations"
     endpoint = "/organizations"
+    custom_fields_entity = "organization"
     include_fields = _include_fields("/organizations")
 
 
@@ -177,6 +190,7 @@ class ActivitiesStream(IncrementalV2Stream):
 
     name = "activities"
     endpoint = "/activities"
+    custom_fields_entity = "activity"
     include_fields = ("attendees",)
 
 
@@ -185,6 +199,7 @@ class ProductsStream(IncrementalV2Stream):
 
     name = "products"
     endpoint = "/products"
+    custom_fields_entity = "product"
 
 
 class PipelinesStream(FullTableV2Stream):
@@ -206,6 +221,7 @@ class DealFieldsStream(FieldsStream):
 
     name = "deal_fields"
     endpoint = "/dealFields"
+    entity = "deal"
 
 
 class PersonFieldsStream(FieldsStream):
@@ -213,6 +229,7 @@ class PersonFieldsStream(FieldsStream):
 
     name = "person_fields"
     endpoint = "/personFields"
+    entity = "person"
 
 
 class OrganizationFieldsStream(FieldsStream):
@@ -220,6 +237,7 @@ class OrganizationFieldsStream(FieldsStream):
 
     name = "organization_fields"
     endpoint = "/organizationFields"
+    entity = "organization"
 
 
 class ProductFieldsStream(FieldsStream):
@@ -227,6 +245,7 @@ class ProductFieldsStream(FieldsStream):
 
     name = "product_fields"
     endpoint = "/productFields"
+    entity = "product"
 
 
 class ActivityFieldsStream(FieldsStream):
@@ -234,6 +253,7 @@ class ActivityFieldsStream(FieldsStream):
 
     name = "activity_fields"
     endpoint = "/activityFields"
+    entity = "activity"
 
 
 # --- v1-only entities -------------------------------------------------------------------
@@ -244,6 +264,8 @@ class NotesStream(IncrementalV1Stream):
 
     name = "notes"
     endpoint = "/notes"
+    custom_fields_entity = "note"
+    custom_fields_style = "v1"
 
 
 class LeadsStream(IncrementalV1Stream):
@@ -251,6 +273,8 @@ class LeadsStream(IncrementalV1Stream):
 
     name = "leads"
     endpoint = "/leads"
+    custom_fields_entity = "deal"  # leads carry the deals' custom fields
+    custom_fields_style = "v1"
 
 
 class ArchivedLeadsStream(FullTableV1Stream):
@@ -258,6 +282,8 @@ class ArchivedLeadsStream(FullTableV1Stream):
 
     name = "archived_leads"
     endpoint = "/leads/archived"
+    custom_fields_entity = "deal"
+    custom_fields_style = "v1"
 
 
 class FilesStream(FullTableV1Stream):
@@ -321,11 +347,15 @@ class CurrenciesStream(SmallV1Stream):
 
 
 class NoteFieldsStream(SmallV1Stream):
-    """Note field definitions."""
+    """Note field definitions (the run's cached read, like the v2 Fields streams)."""
 
     name = "note_fields"
     endpoint = "/noteFields"
     primary_keys = ("key",)
+
+    def get_records(self, context: Context | None) -> Iterable[dict]:  # noqa: ARG002
+        """The run's cached note field definitions."""
+        yield from self._tap.field_definitions("note")
 
 
 STREAM_TYPES: tuple[type[PipedriveStream], ...] = (

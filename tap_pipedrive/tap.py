@@ -19,10 +19,17 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.tap_base import CliTestOptionValue
 
+from tap_pipedrive import custom_fields
 from tap_pipedrive import settings as cfg
 from tap_pipedrive.auth import PipedriveAuthenticator, RefreshTokenStore
 from tap_pipedrive.client import PipedriveAPI
-from tap_pipedrive.errors import EXIT_SIGNAL_BASE, ConfigError, PipedriveError, one_line
+from tap_pipedrive.errors import (
+    EXIT_SIGNAL_BASE,
+    ConfigError,
+    PipedriveError,
+    StreamUnavailableError,
+    one_line,
+)
 from tap_pipedrive.streams import STREAM_TYPES
 
 if t.TYPE_CHECKING:
@@ -36,6 +43,16 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 LOGGER = logging.getLogger("tap-pipedrive")
+
+#: Where each entity's field definitions are read: (API version, path, paging).
+FIELD_ENDPOINTS = {
+    "deal": ("v2", "/dealFields", "cursor"),
+    "person": ("v2", "/personFields", "cursor"),
+    "organization": ("v2", "/organizationFields", "cursor"),
+    "product": ("v2", "/productFields", "cursor"),
+    "activity": ("v2", "/activityFields", "cursor"),
+    "note": ("v1", "/noteFields", "none"),
+}
 
 
 class _RedactSecrets(logging.Filter):
@@ -189,6 +206,24 @@ class TapPipedrive(Tap):
             "more of the company's daily API token budget than this.",
         ),
         th.Property(
+            "custom_fields_mode",
+            th.StringType,
+            allowed_values=[custom_fields.NAMED, custom_fields.RAW],
+            default=custom_fields.NAMED,
+            title="Custom fields mode",
+            description="`named`: each custom field is a typed column named after the field "
+            "(`Deal source` → `deal_source`), option fields carry labels and ids. `raw`: "
+            "Pipedrive's form (hash keys, option ids), for joins on the *_fields streams.",
+        ),
+        th.Property(
+            "custom_field_names",
+            th.ObjectType(additional_properties=th.StringType),
+            title="Custom field column names",
+            description="Pins column names: an object of Pipedrive field code → column name, "
+            "e.g. `{\"dcf558aac1ae4e8c4f849ba5e668430d8df9be12\": \"deal_source\"}`. A pinned "
+            "column keeps its name when the field is renamed in Pipedrive.",
+        ),
+        th.Property(
             "user_agent",
             th.StringType,
             title="User agent",
@@ -310,6 +345,39 @@ class TapPipedrive(Tap):
                     raise ConfigError(msg)
                 return domain
         return self.settings.default_api_url
+
+    # --- custom fields --------------------------------------------------------------------
+
+    @property
+    def custom_fields_mode(self) -> str:
+        """``named`` or ``raw``."""
+        return self.config.get("custom_fields_mode") or custom_fields.NAMED
+
+    @property
+    def custom_field_pins(self) -> dict[str, str]:
+        """Pinned column names (field code → column)."""
+        return dict(self.config.get("custom_field_names") or {})
+
+    def field_definitions(self, entity: str) -> list[dict]:
+        """An entity's field definitions, read once per run (one request per entity)."""
+        cache = self.__dict__.setdefault("_field_definitions", {})
+        if entity not in cache:
+            version, path, paging = FIELD_ENDPOINTS[entity]
+            records: list[dict] = []
+            try:
+                for page in self.api.pages(version, path, {}, paging=paging, page_size=500, stream=f"{entity}_fields"):
+                    records.extend(page)
+            except StreamUnavailableError as exc:
+                self.logger.warning("Cannot read the %s fields, so their custom fields stay raw: %s", entity, exc)
+            cache[entity] = records
+        return cache[entity]
+
+    def custom_fields(self, entity: str) -> list[custom_fields.CustomField]:
+        """The custom fields of an entity, in Pipedrive's order."""
+        definitions = self.field_definitions(entity)
+        if FIELD_ENDPOINTS[entity][0] == "v1":
+            return [custom_fields.CustomField.from_v1(d) for d in definitions if d.get("edit_flag") and d.get("key")]
+        return [custom_fields.CustomField.from_v2(d) for d in definitions if d.get("is_custom_field")]
 
     # --- streams --------------------------------------------------------------------------
 
