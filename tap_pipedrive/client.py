@@ -478,9 +478,13 @@ class PipedriveStream(RESTStream):
             ):
                 yield from page
                 # Every record of the page has been written by now: let STATE say so.
+                self.settle_page()
                 self._write_state_message()
         except StreamUnavailableError as exc:
             self.skip(context, exc)
+
+    def settle_page(self) -> None:
+        """Finish what depends on the page just written, before STATE covers it."""
 
     def skip(self, context: Context | None, exc: StreamUnavailableError) -> None:  # noqa: ARG002
         """Skip this stream (its endpoint is not available to the account) and go on."""

@@ -102,7 +102,12 @@ class SmallV1Stream(FullTableV1Stream):
 
 
 class _DealsWithProducts(IncrementalV2Stream):
-    """Deals that hand their ids to ``deal_products`` in batches of 100."""
+    """Deals whose products (``deal_products``) are read 100 deals to a request.
+
+    The products of a page's deals are read when the page is done, and only then does the
+    deals' bookmark move past those deals: a run stopped in between (an error, the budget, a
+    signal) reads them again next time, so no deal's products are ever skipped.
+    """
 
     params: t.ClassVar[dict[str, str]] = {
         **IncrementalV2Stream.params,
@@ -111,22 +116,29 @@ class _DealsWithProducts(IncrementalV2Stream):
     include_fields = _include_fields("/deals")
     custom_fields_entity = "deal"
 
-    def generate_child_contexts(self, record: dict, context: Context | None) -> Iterator[dict]:  # noqa: ARG002
-        """Collect deal ids; one child context per full batch."""
-        self._pending_deal_ids.append(record["id"])
-        if len(self._pending_deal_ids) >= DEAL_IDS_PER_REQUEST:
-            yield {"deal_ids": self._take_batch()}
-
-    def _take_batch(self) -> list[int]:
-        batch, self._pending_deal_ids = self._pending_deal_ids, []
-        return batch
-
     def get_records(self, context: Context | None) -> Iterable[dict]:
-        """Read the deals, then hand over the last, partial batch of ids."""
+        """Read the deals page by page (see :meth:`settle_page`)."""
         self._pending_deal_ids: list[int] = []
+        self._unsettled: list[tuple[dict, Context | None]] = []
         yield from super().get_records(context)
-        if self._pending_deal_ids:
-            self._sync_children({"deal_ids": self._take_batch()})
+
+    def generate_child_contexts(self, record: dict, context: Context | None) -> Iterator[dict]:  # noqa: ARG002
+        """Collect the deal's id; its products are read with its page (no context now)."""
+        self._pending_deal_ids.append(record["id"])
+        yield from ()
+
+    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:
+        """Hold the bookmark back until the deal's products have been read."""
+        self._unsettled.append((latest_record, context))
+
+    def settle_page(self) -> None:
+        """Read the products of the page's deals, then let the bookmark move past them."""
+        ids, self._pending_deal_ids = self._pending_deal_ids, []
+        for start in range(0, len(ids), DEAL_IDS_PER_REQUEST):
+            self._sync_children({"deal_ids": ids[start : start + DEAL_IDS_PER_REQUEST]})
+        unsettled, self._unsettled = self._unsettled, []
+        for record, context in unsettled:
+            super()._increment_stream_state(record, context=context)
 
 
 class DealsStream(_DealsWithProducts):
