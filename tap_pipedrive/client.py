@@ -466,6 +466,7 @@ class PipedriveStream(RESTStream):
                 style=self.custom_fields_style,
                 pins=self._tap.custom_field_pins,
                 warn=self.logger.warning,
+                warned=self._tap.custom_field_warnings,
             )
         try:
             for page in self.api.pages(

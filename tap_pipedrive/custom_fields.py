@@ -18,6 +18,8 @@ import typing as t
 import unicodedata
 from dataclasses import dataclass, field
 
+from tap_pipedrive.errors import ConfigError
+
 #: The description marker that ties a column to its Pipedrive field code.
 CODE_MARKER = re.compile(r"Pipedrive field code ([0-9A-Za-z_]+)")
 
@@ -199,15 +201,21 @@ def _number(value: object, kind: type) -> object:
 # --- names ------------------------------------------------------------------------------------
 
 
+#: Latin letters that Unicode does not decompose into an ASCII letter plus accents.
+_TRANSLITERATE = str.maketrans({
+    "ß": "ss", "ẞ": "SS", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "æ": "ae", "Æ": "AE",
+    "œ": "oe", "Œ": "OE", "đ": "d", "Đ": "D", "þ": "th", "Þ": "TH", "ð": "d", "Ð": "D", "ı": "i",
+})
+
+
 def snake_case(name: str) -> str:
     """``Deal source`` → ``deal_source``; ``Größe / Taille`` → ``grosse_taille``.
 
     Letters are transliterated to ASCII where Unicode allows; a name with nothing left
     (e.g. only CJK characters) gives an empty string.
     """
-    text = name.replace("ß", "ss").replace("ẞ", "SS")
+    text = name.translate(_TRANSLITERATE)
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text)
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
@@ -293,7 +301,11 @@ def extend_schema(
         props["custom_fields"] = RAW_OBJECT
         return
     by_code = {f.code: f for f in fields}
-    reserved = set(props) - {"custom_fields"}
+    reserved = set(props) | {"custom_fields"}
+    for code, column in pins.items():
+        if code in by_code and column in reserved:
+            msg = f"config: 'custom_field_names' maps {code} to '{column}', a standard field"
+            raise ConfigError(msg)
     for code, column in column_names(fields, reserved=reserved, pins=pins).items():
         props[column] = by_code[code].schema()
     props["custom_fields"] = UNCATALOGED
@@ -311,15 +323,20 @@ class ValueMapper:
         style: str,
         pins: dict[str, str],
         warn: t.Callable[..., None],
+        warned: set[str] | None = None,
     ) -> None:
-        """Read the code → column map off the (catalog) schema; note renames once."""
+        """Read the code → column map off the (catalog) schema; note renames once.
+
+        ``warned`` is shared by the streams of a run, so that a field the catalog lacks is
+        reported once, not once per stream that carries it.
+        """
         self.mode = mode
         self.style = style
         self.fields = {f.code: f for f in fields}
         self.columns = columns_in_schema(schema)
         self._warn = warn
-        self._warned: set[str] = set()
-        reserved = {c for c in schema.get("properties", {}) if c not in self.columns.values()} - {"custom_fields"}
+        self._warned = warned if warned is not None else set()
+        reserved = {c for c in schema.get("properties", {}) if c not in self.columns.values()}
         fresh = column_names(fields, reserved=reserved, pins=pins)
         for code, column in self.columns.items():
             if code in fresh and fresh[code] != column and code not in pins:

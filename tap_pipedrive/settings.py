@@ -103,6 +103,12 @@ def config_errors(config: dict) -> list[str]:  # noqa: C901, PLR0912
         value = config.get(name)
         if isinstance(value, str) and (problem := url_problem(value)):
             errors.append(f"config: '{name}' {problem}")
+    pins = config.get("custom_field_names")
+    if pins is not None:
+        if not isinstance(pins, dict) or not all(isinstance(v, str) and v for v in pins.values()):
+            errors.append("config: 'custom_field_names' must map field codes to column names")
+        elif len(set(pins.values())) != len(pins):
+            errors.append("config: 'custom_field_names' gives two fields the same column name")
     start = config.get("start_date")
     if isinstance(start, str) and parse_start_date(start) is None:
         errors.append("config: 'start_date' must be an ISO 8601 date-time, e.g. 2024-01-01T00:00:00Z")

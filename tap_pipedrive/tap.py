@@ -248,6 +248,7 @@ class TapPipedrive(Tap):
         """Set up the tap; secrets are masked in every log line from here on."""
         self._redactor = _RedactSecrets(())
         self.skipped_streams: dict[str, str] = {}
+        self.custom_field_warnings: set[str] = set()
         self._started = time.monotonic()
         super().__init__(*args, **kwargs)
 
@@ -506,21 +507,24 @@ class TapPipedrive(Tap):
                 validate_config=True,
             )
             tap.sync_all()
-        except PipedriveError as exc:
+        except ConfigValidationError:
+            raise  # the SDK reports each error and exits 1
+        except Exception as exc:  # noqa: BLE001 - every failure ends in one line and an exit code
+            error = exc if isinstance(exc, PipedriveError) else PipedriveError(f"unexpected {type(exc).__name__}: {exc}")
             if tap is None:
-                cls.logger.error("%s", exc)  # noqa: TRY400
-                sys.exit(exc.exit_code)
-            tap.end_run(exc)
+                cls.logger.error("%s", error)  # noqa: TRY400
+                cls.logger.debug("Traceback of the failure", exc_info=exc)
+                sys.exit(error.exit_code)
+            tap.end_run(error, exc)
         tap.end_run(None)
 
-    def end_run(self, error: PipedriveError | None) -> t.NoReturn:
+    def end_run(self, error: PipedriveError | None, cause: BaseException | None = None) -> t.NoReturn:
         """Write the final STATE and the run summary, then exit with the right code."""
         self._state_writer.write_state(self.state)
         self.log_summary()
         if error is None:
             sys.exit(0)
-        if self.logger.isEnabledFor(logging.DEBUG):
-            self.logger.debug("Traceback of the failure", exc_info=error)
+        self.logger.debug("Traceback of the failure", exc_info=cause or error)
         self.logger.error("%s: %s", self.settings.connection_name, self._redact(str(error)))
         sys.exit(error.exit_code)
 
