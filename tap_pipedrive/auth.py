@@ -38,7 +38,7 @@ if t.TYPE_CHECKING:
 #: expires between the check and the request (or during a slow page).
 EXPIRY_MARGIN_SECONDS = 300
 
-LOGGER = logging.getLogger("tap-pipedrive")
+LOGGER = logging.getLogger("tap-pipedrive.auth")
 
 
 class RefreshTokenStore:

@@ -42,7 +42,8 @@ if t.TYPE_CHECKING:
 
     from tap_pipedrive.auth import PipedriveAuthenticator
 
-LOGGER = logging.getLogger("tap-pipedrive")
+#: Retries and waits; the connection test keeps these quiet.
+LOGGER = logging.getLogger("tap-pipedrive.http")
 
 MAX_RATE_LIMIT_RETRIES = 8
 UNAVAILABLE_STATUSES = {402, 403, 404, 410}

@@ -73,6 +73,21 @@ def parse_start_date(value: str) -> datetime | None:
         return None
 
 
+#: Number settings: environment variables give them as strings, which the SDK leaves as is.
+NUMBER_FIELDS = ("request_timeout", "retry_initial_delay")
+
+
+def coerce_numbers(config: dict) -> None:
+    """Turn number settings given as strings (``TAP_PIPEDRIVE_REQUEST_TIMEOUT=30``) into numbers."""
+    for name in NUMBER_FIELDS:
+        value = config.get(name)
+        if isinstance(value, str):
+            try:
+                config[name] = float(value)
+            except ValueError:
+                continue  # the schema check reports it
+
+
 def config_errors(config: dict) -> list[str]:  # noqa: C901, PLR0912
     """Every problem with ``config``, one message each, naming the field (never its value)."""
     errors: list[str] = []

@@ -258,6 +258,7 @@ class TapPipedrive(Tap):
         """Check the config with messages that name the field and never echo a secret."""
         config = self._config
         self._install_redactor([config.get(name) for name in cfg.SECRET_FIELDS])
+        cfg.coerce_numbers(config)
         errors = cfg.config_errors(config)
         if errors:
             if raise_errors:
@@ -416,9 +417,19 @@ class TapPipedrive(Tap):
 
     @classmethod
     def _connection_label(cls, config: _ConfigInput) -> str:
-        conf = config.config
-        name = conf.get("connection_name") or conf.get("company_domain") or "tap-pipedrive"
-        return one_line(str(name), 60)
+        """The connection's name for a reason line, even when its config is invalid."""
+        conf = dict(config.config)
+        if config.parse_env:
+            for key in ("connection_name", "company_domain"):
+                if value := os.environ.get(f"TAP_PIPEDRIVE_{key.upper()}"):
+                    conf[key] = value
+        name = conf.get("connection_name")
+        if isinstance(name, str) and name.strip():
+            return one_line(name.strip(), 60)
+        domain = conf.get("company_domain")
+        if isinstance(domain, str) and domain.strip():
+            return one_line(cfg.normalize_domain(domain) or domain.strip(), 60)
+        return "tap-pipedrive"
 
     @classmethod
     def _build_checked(cls, ctx: click.Context) -> tuple[TapPipedrive | None, str]:
@@ -444,10 +455,12 @@ class TapPipedrive(Tap):
             super().cb_test(ctx, param, value)
             return
         # The test's output is its verdict (and one reason line): keep the logs quiet unless
-        # the user asked for a log level.
+        # the user asked for a log level. Warnings that need action (a rotated refresh token
+        # that could not be saved) still show; retry notes do not.
         if not (os.environ.get("TAP_PIPEDRIVE_LOGLEVEL") or os.environ.get("LOGLEVEL")):
             for name in ("", "tap-pipedrive"):
-                logging.getLogger(name).setLevel(logging.ERROR)
+                logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger("tap-pipedrive.http").setLevel(logging.ERROR)
         tap, reason = cls._build_checked(ctx)
         label = tap.settings.connection_name if tap else cls._connection_label(ctx.params.get("config", _ConfigInput()))
         if tap is not None:
