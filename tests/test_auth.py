@@ -1,0 +1,487 @@
+"""The connection contract, auth side: Basic in the header, OAuth refresh, Bearer, api_domain,
+expiry, a 401 mid-run, refresh-token rotation and writing it back into the config file.
+
+Every run here talks only to a fake Pipedrive on 127.0.0.1. OAuth runs have no ``api_url``
+(the API host comes from the token response), so they also get a proxy on a closed loopback
+port for every other host: were the tap ever to fall back to ``demo.pipedrive.com``, that
+request would fail locally instead of leaving the machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import stat
+import threading
+import time
+from urllib.parse import parse_qs
+
+import pytest
+
+from tap_pipedrive.auth import PipedriveAuthenticator, RefreshTokenStore
+from tap_pipedrive.errors import AuthError
+from tap_pipedrive.tap import TapPipedrive
+from tests.conftest import basic_config, oauth_config
+from tests.fake_pipedrive import Fault
+from tests.helpers import (
+    CANARIES,
+    CANARY_API_TOKEN,
+    CANARY_CLIENT_ID,
+    CANARY_CLIENT_SECRET,
+    CANARY_REFRESH_TOKEN,
+    assert_no_secret,
+    run_tap,
+)
+
+FORM = "application/x-www-form-urlencoded"
+LOOPBACK_ONLY = {
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "https_proxy": "http://127.0.0.1:9",
+    "http_proxy": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost",
+    "no_proxy": "127.0.0.1,localhost",
+}
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def track_issued(server) -> set[str]:
+    """Every token ``server`` issues from now on (access and refresh), even once expired."""
+    issued: set[str] = set()
+    original = server._serial_token
+
+    def serial_token(kind: str) -> str:
+        token = original(kind)
+        issued.add(token)
+        return token
+
+    server._serial_token = serial_token
+    return issued
+
+
+def header(entry: dict, name: str) -> str | None:
+    """A request header recorded by the fake, case-insensitively."""
+    return next((v for k, v in entry["headers"].items() if k.lower() == name.lower()), None)
+
+
+def api_requests(server) -> list[dict]:
+    return [r for r in server.requests if r["path"].startswith(("/api/", "/v1/"))]
+
+
+def oauth_env(server, **extra: str) -> dict:
+    return {
+        "TAP_PIPEDRIVE_COMPANY_DOMAIN": "demo",
+        "TAP_PIPEDRIVE_AUTH_SCHEME": "OAuth",
+        "TAP_PIPEDRIVE_CLIENT_ID": CANARY_CLIENT_ID,
+        "TAP_PIPEDRIVE_CLIENT_SECRET": CANARY_CLIENT_SECRET,
+        "TAP_PIPEDRIVE_REFRESH_TOKEN": CANARY_REFRESH_TOKEN,
+        "TAP_PIPEDRIVE_OAUTH_TOKEN_URL": f"{server.url}/oauth/token",
+        **LOOPBACK_ONLY,
+        **extra,
+    }
+
+
+def in_process_tap(config: dict) -> TapPipedrive:
+    """The tap as the CLI builds it for a check, without a catalog or mapper (no requests yet)."""
+    return TapPipedrive(
+        config=config, parse_env_config=False, validate_config=True, setup_mapper=False
+    )
+
+
+def assert_clean(run, secrets: set[str]) -> None:
+    """No secret in stdout, stderr or any STATE; no traceback."""
+    assert_no_secret(run.stdout, run.stderr, json.dumps(run.states), secrets=secrets)
+    assert "Traceback" not in run.stderr
+
+
+# --- Basic --------------------------------------------------------------------------------
+
+
+def test_basic_sync_sends_the_token_only_in_the_header(fake, tmp_path):
+    run = run_tap(config=basic_config(fake), tmp_path=tmp_path, timeout=120)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(run.records("deals")) == len(fake.account.ids("deals"))
+    assert len(run.streams_with_records()) > 10
+    requests = api_requests(fake)
+    assert requests
+    assert fake.query_token_requests == []
+    assert {r["auth"] for r in requests} == {"header"}
+    assert all("api_token" not in r["query"] for r in requests)
+    assert {r["status"] for r in requests} == {200}
+    assert fake.oauth_requests == []
+    assert_clean(run, set(CANARIES))
+
+
+def test_basic_sync_with_config_from_env(fake, tmp_path):
+    env = {
+        "TAP_PIPEDRIVE_COMPANY_DOMAIN": "demo",
+        "TAP_PIPEDRIVE_API_TOKEN": CANARY_API_TOKEN,
+        "TAP_PIPEDRIVE_API_URL": fake.url,
+    }
+    run = run_tap("--config", "ENV", tmp_path=tmp_path, env=env, timeout=120)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(run.records("deals")) == len(fake.account.ids("deals"))
+    assert fake.query_token_requests == []
+    assert {r["auth"] for r in api_requests(fake)} == {"header"}
+    assert {r["status"] for r in api_requests(fake)} == {200}
+    assert list(tmp_path.iterdir()) == []  # nothing written next to the run
+    assert_clean(run, set(CANARIES))
+
+
+# --- OAuth: the refresh request, Bearer, api_domain, one refresh per run ------------------------
+
+
+def test_oauth_sync_refreshes_once_sends_bearer_to_the_api_domain(fake, tmp_path):
+    issued = track_issued(fake)
+    config = oauth_config(fake)
+    assert "api_url" not in config
+    run = run_tap(config=config, tmp_path=tmp_path, env=LOOPBACK_ONLY, timeout=120)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(run.records("deals")) == len(fake.account.ids("deals"))
+    assert len(run.streams_with_records()) > 10
+
+    # one refresh for the whole run, shared by every stream
+    assert len(fake.oauth_requests) == 1
+    refresh = fake.oauth_requests[0]
+    assert refresh["method"] == "POST"
+    assert refresh["path"] == "/oauth/token"
+    assert refresh["content_type"].split(";")[0].strip().lower() == FORM
+    assert refresh["form"] == {"grant_type": "refresh_token", "refresh_token": CANARY_REFRESH_TOKEN}
+    assert parse_qs(refresh["body"]) == {
+        "grant_type": ["refresh_token"],
+        "refresh_token": [CANARY_REFRESH_TOKEN],
+    }
+    # client credentials in HTTP Basic, not in the body
+    assert refresh["basic_auth"]
+    scheme, _, value = header(refresh, "Authorization").partition(" ")
+    assert scheme.lower() == "basic"
+    assert base64.b64decode(value).decode() == f"{CANARY_CLIENT_ID}:{CANARY_CLIENT_SECRET}"
+    assert CANARY_CLIENT_SECRET not in refresh["body"]
+    assert refresh["status"] == 200
+
+    # the API host came from api_domain (no api_url): every API call reached this fake, as Bearer
+    requests = api_requests(fake)
+    assert requests
+    assert {r["auth"] for r in requests} == {"bearer"}
+    assert {r["status"] for r in requests} == {200}
+    assert fake.query_token_requests == []
+    assert_clean(run, set(CANARIES) | issued)
+
+
+def test_api_base_url_is_the_token_responses_api_domain(fake):
+    tap = in_process_tap(oauth_config(fake))
+    body = tap.api.get("v1", "/users/me", stream="test")
+
+    assert body["success"] is True
+    assert tap.authenticator.api_domain == fake.url
+    assert tap.api.base_url == fake.url
+    assert [r["path"] for r in api_requests(fake)] == ["/api/v1/users/me"]
+    assert len(fake.oauth_requests) == 1
+
+
+# --- OAuth: expiry ------------------------------------------------------------------------------
+
+
+def test_access_token_is_refreshed_before_it_expires(fake):
+    now = [dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone.utc)]
+    auth = PipedriveAuthenticator(
+        auth_scheme="OAuth",
+        client_id=CANARY_CLIENT_ID,
+        client_secret=CANARY_CLIENT_SECRET,
+        refresh_token=CANARY_REFRESH_TOKEN,
+        token_url=f"{fake.url}/oauth/token",
+        timeout=10,
+        clock=lambda: now[0],
+    )
+    auth.ensure_token()
+    first = auth.access_token
+    assert len(fake.oauth_requests) == 1
+    assert auth.expires_in == int(fake.access_token_ttl)
+
+    now[0] += dt.timedelta(seconds=fake.access_token_ttl / 2)
+    auth.ensure_token()
+    assert len(fake.oauth_requests) == 1  # still good: no refresh
+    assert auth.access_token == first
+
+    now[0] += dt.timedelta(seconds=fake.access_token_ttl / 2)  # at (or past) the expiry
+    auth.ensure_token()
+    assert len(fake.oauth_requests) == 2
+    assert auth.access_token != first
+    assert auth.refresh_count == 2
+
+
+def test_short_lived_token_is_refreshed_in_process(fake_factory):
+    server = fake_factory(access_token_ttl=2)
+    tap = in_process_tap(oauth_config(server))
+    tap.api.get("v1", "/users/me", stream="test")
+    assert len(server.oauth_requests) == 1
+
+    time.sleep(1.2)  # past the refresh margin (half of a 2 s token), before the server's expiry
+    tap.api.get("v1", "/users/me", stream="test")
+
+    assert len(server.oauth_requests) == 2
+    assert [r["status"] for r in api_requests(server)] == [200, 200]  # refreshed before a 401
+
+
+def test_sync_outlasting_the_access_token_refreshes_and_completes(fake_factory, tmp_path):
+    server = fake_factory(access_token_ttl=2)
+    issued = track_issued(server)
+    # one slow answer early in the run (the deal fields, read for discovery) outlasts the part of
+    # the 2 s token's life the tap uses (it refreshes at half-life for short tokens)
+    server.add_fault(Fault("timeout", path_pattern=r"/dealFields", times=1, delay=1.3))
+    run = run_tap(config=oauth_config(server), tmp_path=tmp_path, env=LOOPBACK_ONLY, timeout=120)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert server.faults_served == 1
+    assert len(server.oauth_requests) >= 2
+    assert all(r["form"]["grant_type"] == "refresh_token" for r in server.oauth_requests)
+    assert len(run.records("deals")) == len(server.account.ids("deals"))
+    # every API call was eventually answered: a 401 (if any) was followed by a good retry
+    assert api_requests(server)[-1]["status"] == 200
+    assert_clean(run, set(CANARIES) | issued)
+
+
+# --- OAuth: a 401 mid-run -------------------------------------------------------------------------
+
+
+def test_401_refreshes_once_and_retries_in_process(fake):
+    tap = in_process_tap(oauth_config(fake))
+    tap.api.get("v1", "/users/me", stream="test")
+    fake.expire_access_tokens()
+
+    body = tap.api.get("v1", "/users/me", stream="test")
+    tap.api.get("v1", "/users/me", stream="test")
+
+    assert body["success"] is True
+    assert [r["status"] for r in api_requests(fake)] == [200, 401, 200, 200]
+    assert len(fake.oauth_requests) == 2
+    assert tap.authenticator.refresh_count == 2
+
+
+def test_401_twice_in_a_row_is_an_auth_error_not_a_loop(fake):
+    """A token rejected even after the refresh ends the request (one refresh, not a loop)."""
+    tap = in_process_tap(oauth_config(fake))
+    tap.api.get("v1", "/users/me", stream="test")
+    original = fake._new_access_token
+
+    def dead_on_arrival() -> str:  # the refreshed token is already expired too
+        token = original()
+        fake._access_tokens.pop(token, None)
+        return token
+
+    fake._new_access_token = dead_on_arrival
+    fake.expire_access_tokens()
+    with pytest.raises(AuthError, match="even after a refresh"):
+        tap.api.get("v1", "/users/me", stream="test")
+    assert [r["status"] for r in api_requests(fake)] == [200, 401, 401]
+    assert len(fake.oauth_requests) == 2
+
+
+def test_401_mid_run_refreshes_once_and_the_run_completes(fake, tmp_path):
+    issued = track_issued(fake)
+    done = threading.Event()
+
+    def expire_when_running() -> None:
+        while not done.is_set():
+            if len(api_requests(fake)) >= 3:
+                fake.expire_access_tokens()
+                return
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=expire_when_running, daemon=True)
+    watcher.start()
+    try:
+        run = run_tap(config=oauth_config(fake), tmp_path=tmp_path, env=LOOPBACK_ONLY, timeout=120)
+    finally:
+        done.set()
+        watcher.join(5)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    requests = api_requests(fake)
+    rejected = [i for i, r in enumerate(requests) if r["status"] == 401]
+    assert len(rejected) == 1, "the token expiry should have hit one request mid-run"
+    i = rejected[0]
+    assert 0 < i < len(requests) - 1
+    assert requests[i + 1]["path"] == requests[i]["path"]  # the same request, retried
+    assert requests[i + 1]["query"] == requests[i]["query"]
+    assert requests[i + 1]["status"] == 200
+    assert len(fake.oauth_requests) == 2  # the start, and exactly one refresh after the 401
+    assert "refreshing it once" in run.stderr
+    for stream in ("deals", "persons", "organizations", "activities"):
+        ids = run.ids(stream)
+        assert len(ids) == len(set(ids)) == len(fake.account.ids(stream)), stream
+    assert_clean(run, set(CANARIES) | issued)
+
+
+# --- OAuth: refresh-token rotation --------------------------------------------------------------
+
+
+def test_rotated_refresh_token_is_used_for_the_next_refresh_in_the_same_run(fake_factory):
+    server = fake_factory(rotate_refresh_tokens=True)
+    tap = in_process_tap(oauth_config(server))
+    tap.api.get("v1", "/users/me", stream="test")
+    (rotated,) = server.refresh_tokens
+    assert rotated != CANARY_REFRESH_TOKEN
+
+    server.expire_access_tokens()
+    tap.api.get("v1", "/users/me", stream="test")
+
+    assert [r["form"]["refresh_token"] for r in server.oauth_requests] == [
+        CANARY_REFRESH_TOKEN,
+        rotated,
+    ]
+    assert [r["status"] for r in server.oauth_requests] == [200, 200]
+
+
+def _write_config(path, config: dict) -> None:
+    path.write_text(json.dumps(config, indent=4) + "\n")
+    path.chmod(0o600)
+
+
+def test_rotated_refresh_token_is_written_back_and_the_next_run_works(fake_factory, tmp_path):
+    server = fake_factory(rotate_refresh_tokens=True)
+    issued = track_issued(server)
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    path = folder / "tap-pipedrive.json"
+    # an unusual key order, and keys the tap does not write itself
+    config = {
+        "start_date": "2020-01-01T00:00:00Z",
+        "refresh_token": CANARY_REFRESH_TOKEN,
+        "connection_name": "Demo CRM",
+        "client_secret": CANARY_CLIENT_SECRET,
+        "company_domain": "demo",
+        "auth_scheme": "OAuth",
+        "client_id": CANARY_CLIENT_ID,
+        "oauth_token_url": f"{server.url}/oauth/token",
+        "retry_initial_delay": 0.01,
+        "custom_field_names": {},
+    }
+    _write_config(path, config)
+    inode = path.stat().st_ino
+
+    run = run_tap(config_path=path, tmp_path=tmp_path, env=LOOPBACK_ONLY, timeout=120)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(server.oauth_requests) == 1
+    (rotated,) = server.refresh_tokens
+    assert rotated != CANARY_REFRESH_TOKEN
+    written = json.loads(path.read_text())
+    assert written["refresh_token"] == rotated
+    assert list(written) == list(config)  # the key order is kept
+    assert {k: v for k, v in written.items() if k != "refresh_token"} == {
+        k: v for k, v in config.items() if k != "refresh_token"
+    }
+    assert path.stat().st_ino != inode  # replaced by a rename, not rewritten in place
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in folder.iterdir()) == ["tap-pipedrive.json"]  # no temp file left
+    assert not [line for line in run.stderr.splitlines() if "WARNING" in line and "rotated" in line]
+    assert_clean(run, set(CANARIES) | issued)
+
+    # the next run starts from the written-back token (the old one is spent)
+    run2 = run_tap(config_path=path, tmp_path=tmp_path, env=LOOPBACK_ONLY, timeout=120)
+
+    assert run2.returncode == 0, run2.stderr[-2000:]
+    assert len(server.oauth_requests) == 2
+    assert server.oauth_requests[1]["form"]["refresh_token"] == rotated
+    assert server.oauth_requests[1]["status"] == 200
+    (rotated2,) = server.refresh_tokens
+    written2 = json.loads(path.read_text())
+    assert written2["refresh_token"] == rotated2 != rotated
+    assert list(written2) == list(config)
+    assert sorted(p.name for p in folder.iterdir()) == ["tap-pipedrive.json"]
+    assert len(run2.records("deals")) == len(server.account.ids("deals"))
+    assert_clean(run2, set(CANARIES) | issued)
+
+
+def _store_authenticator(server, path) -> PipedriveAuthenticator:
+    return PipedriveAuthenticator(
+        auth_scheme="OAuth",
+        client_id=CANARY_CLIENT_ID,
+        client_secret=CANARY_CLIENT_SECRET,
+        refresh_token=CANARY_REFRESH_TOKEN,
+        token_url=f"{server.url}/oauth/token",
+        timeout=10,
+        token_store=RefreshTokenStore(path, expected=CANARY_REFRESH_TOKEN),
+    )
+
+
+def test_every_rotation_of_a_run_is_written_back(fake_factory, tmp_path):
+    server = fake_factory(rotate_refresh_tokens=True)
+    path = tmp_path / "config.json"
+    config = oauth_config(server)
+    _write_config(path, config)
+    auth = _store_authenticator(server, path)
+
+    auth.ensure_token()
+    auth.invalidate(None)  # as after a 401
+    auth.ensure_token()
+
+    (latest,) = server.refresh_tokens
+    forms = [r["form"]["refresh_token"] for r in server.oauth_requests]
+    assert forms[0] == CANARY_REFRESH_TOKEN
+    assert forms[1] not in (CANARY_REFRESH_TOKEN, latest)  # the first rotated token was used
+    assert json.loads(path.read_text()) == {**config, "refresh_token": latest}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+def test_write_back_leaves_a_file_changed_by_someone_else_alone(fake_factory, tmp_path, caplog):
+    server = fake_factory(rotate_refresh_tokens=True)
+    path = tmp_path / "config.json"
+    _write_config(path, oauth_config(server, refresh_token="set-by-the-user-meanwhile"))
+    before = path.read_bytes()
+    auth = _store_authenticator(server, path)
+
+    with caplog.at_level("WARNING", logger="tap-pipedrive"):
+        auth.ensure_token()
+
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "update refresh_token" in warnings[0]
+    assert_no_secret(*warnings, secrets=set(CANARIES) | server.refresh_tokens)
+
+
+WRITE_BACK_OFF = [
+    pytest.param("env", "environment variables", id="config-ENV"),
+    pytest.param("file+env", "environment variables", id="config-file-and-ENV"),
+    pytest.param("write_back_false", "oauth_write_back is false", id="oauth_write_back-false"),
+]
+
+
+@pytest.mark.parametrize(("source", "why"), WRITE_BACK_OFF)
+def test_rotation_without_write_back_writes_nothing_and_warns(fake_factory, tmp_path, source, why):
+    server = fake_factory(rotate_refresh_tokens=True)
+    issued = track_issued(server)
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    path = folder / "tap-pipedrive.json"
+    if source == "env":
+        args, env = ("--config", "ENV"), oauth_env(server)
+    elif source == "file+env":
+        _write_config(path, oauth_config(server))
+        args, env = ("--config", str(path), "--config", "ENV"), oauth_env(server)
+    else:
+        _write_config(path, oauth_config(server, oauth_write_back=False))
+        args, env = ("--config", str(path)), dict(LOOPBACK_ONLY)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    run = run_tap(*args, tmp_path=tmp_path, env=env, timeout=120)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(server.oauth_requests) == 1
+    assert len(run.records("deals")) == len(server.account.ids("deals"))
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written
+    assert list(tmp_path.iterdir()) == [folder]  # nor anywhere else
+    warnings = [line for line in run.stderr.splitlines() if "WARNING" in line and "rotated" in line]
+    assert len(warnings) == 1, run.stderr[-3000:]
+    assert "update refresh_token" in warnings[0]
+    assert why in warnings[0]
+    assert_clean(run, set(CANARIES) | issued)
