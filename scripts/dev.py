@@ -262,8 +262,12 @@ schema = sys.argv[2]
 tables = [r[0] for r in con.execute(
     "select table_name from information_schema.tables where table_schema = ? order by 1",
     [schema]).fetchall()]
-print(json.dumps({t: con.execute(f'select count(*) from "{schema}"."{t}"').fetchone()[0]
-                  for t in tables}))
+# The catalog is named after the file: qualify fully, the schema may have the same name.
+catalog = con.execute("select current_database()").fetchone()[0]
+print(json.dumps({
+    t: con.execute(f'select count(*) from "{catalog}"."{schema}"."{t}"').fetchone()[0]
+    for t in tables
+}))
 """
 
 
@@ -337,8 +341,8 @@ def demo(_args: list[str]) -> int:
         print(f"  {name:<{width}}  {rows:>7}")
     print(f"  {'total':<{width}}  {sum(counts.values()):>7}")
     print(f"\nExplore it: {exe(TOOLS / 'target-duckdb', 'python').relative_to(ROOT)} -c "
-          f"\"import duckdb; print(duckdb.connect('{db.relative_to(ROOT)}')"
-          f".sql('from {schema}.deals limit 5'))\"")
+          f"\"import duckdb; con = duckdb.connect('{db.relative_to(ROOT)}'); "
+          f"print(con.sql('from {db.stem}.{schema}.deals limit 5'))\"")
     return 0
 
 
