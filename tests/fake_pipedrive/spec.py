@@ -1,0 +1,55 @@
+"""What the fake knows about the real API, read from ``tap_pipedrive/openapi.json``.
+
+The tap and the fake read the same extract of Pipedrive's OpenAPI specs, so field lists, query
+parameters and token costs cannot drift apart. Nothing here is hand-typed except ``REAL_NULLS``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+OPENAPI_JSON = Path(__file__).resolve().parents[2] / "tap_pipedrive" / "openapi.json"
+SPEC: dict = json.loads(OPENAPI_JSON.read_text(encoding="utf-8"))
+ENDPOINTS: dict[str, dict] = SPEC["endpoints"]  # keyed "v2 /deals", "v1 /notes", ...
+
+# Fields the specs declare non-nullable but that the live API returns as null when there is
+# nothing to show (a deal that is not won has no won_time, a note not attached to a deal has no
+# deal_id, ...). The fake emits null only for these, so a tap whose schema is built from the spec
+# learns which fields must still be nullable. The tests widen exactly these when validating.
+# "a.b" names key b inside object a (or inside the items of array a).
+REAL_NULLS: dict[str, frozenset[str]] = {
+    "v2 /deals": frozenset({"person_id", "org_id", "won_time", "lost_time"}),
+    "v2 /deals/archived": frozenset({"person_id", "org_id", "won_time", "lost_time"}),
+    "v2 /persons": frozenset({"org_id", "picture_id"}),
+    "v2 /activities": frozenset({
+        "deal_id", "lead_id", "person_id", "org_id", "project_id", "marked_as_done_time",
+        "location", "conference_meeting_client", "conference_meeting_url",
+        "conference_meeting_id", "attendees.person_id", "attendees.user_id",
+    }),
+    "v1 /notes": frozenset({
+        "deal_id", "person_id", "org_id", "lead_id", "project_id", "task_id",
+        "deal", "person", "organization", "project", "task",
+    }),
+    "v1 /files": frozenset({
+        "deal_id", "person_id", "org_id", "product_id", "activity_id", "lead_id", "project_id",
+        "deal_name", "person_name", "org_name", "product_name", "lead_name", "project_name",
+        "mail_message_id", "mail_template_id", "cid",
+    }),
+    "v1 /callLogs": frozenset({"activity_id", "deal_id", "lead_id", "person_id", "org_id", "note"}),
+}
+
+
+def props(key: str) -> dict[str, dict]:
+    """The properties of one endpoint's item schema."""
+    return ENDPOINTS[key]["item"].get("properties", {})
+
+
+def token_cost(key: str) -> int:
+    """x-token-cost of the GET operation ``key`` ("v2 /deals")."""
+    return int(ENDPOINTS[key]["token_cost"])
+
+
+def param(key: str, name: str) -> dict | None:
+    """The declared query parameter ``name`` of an endpoint, or None."""
+    return ENDPOINTS[key]["params"].get(name)
