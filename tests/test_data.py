@@ -192,9 +192,10 @@ def small(tmp_path_factory):
         catalog = discover(server, tmp)
         server.reset_counters()
         run1 = sync(server, tmp)
+        requests1 = list(server.requests)
         server.reset_counters()
         run2 = sync(server, tmp, state=run1.final_state)
-        yield {"server": server, "catalog": catalog, "run1": run1, "run2": run2}
+        yield {"server": server, "catalog": catalog, "run1": run1, "run2": run2, "requests1": requests1}
         SEEN_SECRETS.update(server.refresh_tokens)
 
 
@@ -205,6 +206,19 @@ def catalog(small):
 
 
 # ---- a full sync ----------------------------------------------------------------------------
+
+
+def test_full_sync_drops_no_field_pipedrive_sends(small):
+    # The SDK silently drops (with a warning) any key the schema does not declare.
+    assert "not found in catalog schema" not in small["run1"].stderr
+
+
+def test_field_definitions_are_read_once_per_entity_per_run(small):
+    fields_requests = Counter(
+        r["path"] for r in small["requests1"] if r["path"].endswith(("Fields", "Fields/"))
+    )
+    assert fields_requests, "the sync read no field definitions"
+    assert set(fields_requests.values()) == {1}, fields_requests
 
 
 @pytest.mark.parametrize("stream", ALL_STREAMS)
