@@ -83,7 +83,7 @@ class RefreshTokenStore:
 class PipedriveAuthenticator(OAuthAuthenticator):
     """Authenticates requests with an API token (``Basic``) or OAuth (``OAuth``)."""
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         auth_scheme: str,

@@ -81,7 +81,7 @@ def _looks_like_html(response: requests.Response) -> bool:
 class PipedriveAPI:
     """Sends GET requests to Pipedrive for every stream of one run (thread-safe)."""
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         base_url: Callable[[], str],
@@ -177,15 +177,14 @@ class PipedriveAPI:
         while True:
             try:
                 return self._send(version, path, params, cost=cost, what=what, stats=stats)
-            except _RateLimitedError as exc:
+            except _RateLimitedError as exc:  # noqa: PERF203 - a wait, then the next attempt
                 rate_limited += 1
                 stats.retries += 1
                 if rate_limited > MAX_RATE_LIMIT_RETRIES:
                     msg = f"{what}: still rate limited (429) after {MAX_RATE_LIMIT_RETRIES} waits"
                     raise APIError(msg, 429) from None
                 LOGGER.warning(
-                    "%s: Pipedrive's burst limit reached (429); waiting %.1fs before any "
-                    "further request",
+                    "%s: Pipedrive's burst limit reached (429); waiting %.1fs before any further request",
                     what,
                     exc.wait,
                 )
@@ -201,7 +200,7 @@ class PipedriveAPI:
                 stats.retries += 1
                 LOGGER.warning("%s: access token rejected (401); refreshing it once", what)
 
-    def _send(  # noqa: C901, PLR0912
+    def _send(
         self,
         version: str,
         path: str,
@@ -211,13 +210,32 @@ class PipedriveAPI:
         what: str,
         stats: StreamStats,
     ) -> dict:
-        """Send one HTTP request and classify its answer."""
+        """Send one HTTP request and return its JSON body; its tokens count only if it worked."""
+        self.budget.charge(cost, what)  # reserved now, so parallel requests cannot overspend
+        worked = False
+        try:
+            response, used_token = self._exchange(version, path, params, stats=stats)
+            data = self._read(response, used_token, what)
+            worked = True
+        finally:
+            if not worked:
+                self.budget.charge(-cost, what)
+        stats.tokens += cost
+        return data
+
+    def _exchange(
+        self,
+        version: str,
+        path: str,
+        params: dict[str, t.Any] | None,
+        *,
+        stats: StreamStats,
+    ) -> tuple[requests.Response, str | None]:
+        """Pace, authenticate and send the request; read the whole body."""
         self._local.unreachable = False
-        self.budget.charge(cost, what)
         self.limiter.acquire()
         headers = None
         started = time.monotonic()
-        used_token = None
         try:
             request = requests.Request(
                 "GET",
@@ -229,39 +247,36 @@ class PipedriveAPI:
             used_token = self.authenticator.access_token
             response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False)
             headers = response.headers
-            body = response.content
+            _ = response.content  # read it all here, where a cut connection is a transient fault
         except requests.Timeout:
-            self.budget.charge(-cost, what)
             msg = f"no answer within {self.timeout:g}s"
             raise TransientError(msg) from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
-            self.budget.charge(-cost, what)
             msg = "the connection was cut mid-response"
             raise TransientError(msg) from None
         except requests.ConnectionError as exc:
-            self.budget.charge(-cost, what)
             self._local.unreachable = headers is None and _is_unreachable(exc)
-            msg = "the connection failed" if not self._local.unreachable else "connection refused or DNS failure"
+            msg = "connection refused or DNS failure" if self._local.unreachable else "the connection failed"
             raise TransientError(msg) from None
         finally:
             self.limiter.release(headers)
             stats.requests += 1
             stats.seconds += time.monotonic() - started
+        return response, used_token
 
+    def _read(self, response: requests.Response, used_token: str | None, what: str) -> dict:  # noqa: C901
+        """Return the JSON body of a 2xx answer, or raise the error the status means."""
         status = response.status_code
         if status < 300:  # noqa: PLR2004
             try:
-                data = json.loads(body)
+                data = json.loads(response.content)
             except ValueError:
-                self.budget.charge(-cost, what)
                 msg = f"a broken response body ({status}, not complete JSON)"
                 raise TransientError(msg) from None
             if not isinstance(data, dict):
                 msg = f"an unexpected response body ({status})"
                 raise TransientError(msg)
-            stats.tokens += cost
             return data
-        self.budget.charge(-cost, what)
         if status < 400:  # noqa: PLR2004
             target = urlparse(response.headers.get("Location", "")).netloc or "elsewhere"
             msg = f"{what}: Pipedrive redirected to {target}; not following it with credentials"
@@ -280,7 +295,8 @@ class PipedriveAPI:
                 )
                 raise BudgetExhaustedError(msg)
             raise _RateLimitedError(_retry_wait(response.headers))
-        if status == 403 and _looks_like_html(response):  # noqa: PLR2004
+        html = _looks_like_html(response)
+        if status == 403 and html:  # noqa: PLR2004
             msg = (
                 "Pipedrive's firewall (Cloudflare) is blocking this integration (403). It does "
                 "so to clients that keep calling after a 429; wait before the next run"
@@ -289,7 +305,7 @@ class PipedriveAPI:
         if status >= 500:  # noqa: PLR2004
             msg = f"{status} {response.reason or 'Server Error'}"
             raise TransientError(msg)
-        text = _error_text(response) if not _looks_like_html(response) else response.reason
+        text = response.reason if html else _error_text(response)
         if status in UNAVAILABLE_STATUSES:
             raise StreamUnavailableError(f"{what} answered {status}: {text}", status)
         raise APIError(f"{what} was rejected ({status}: {text})", status)
@@ -339,13 +355,12 @@ class PipedriveAPI:
 
 def _retry_wait(headers: t.Mapping[str, str]) -> float:
     """How long Pipedrive asked us to wait after a 429 (reset or Retry-After, at least 1 s)."""
-    waits = []
+    waits = [1.0]
     for name in ("x-ratelimit-reset", "Retry-After"):
-        try:
-            waits.append(float(headers[name]))
-        except (KeyError, TypeError, ValueError):
-            continue
-    return max([1.0, *waits])
+        value = headers.get(name)
+        if value and value.replace(".", "", 1).isdigit():
+            waits.append(float(value))
+    return max(waits)
 
 
 def _second(moment: datetime) -> str:

@@ -24,8 +24,16 @@ from tap_pipedrive.errors import ConfigError
 CODE_MARKER = re.compile(r"Pipedrive field code ([0-9A-Za-z_]+)")
 
 ADDRESS_PARTS = (
-    "street_number", "route", "subpremise", "sublocality", "locality",
-    "admin_area_level_1", "admin_area_level_2", "country", "postal_code", "formatted_address",
+    "street_number",
+    "route",
+    "subpremise",
+    "sublocality",
+    "locality",
+    "admin_area_level_1",
+    "admin_area_level_2",
+    "country",
+    "postal_code",
+    "formatted_address",
 )
 
 _NULL_STR = {"type": ["string", "null"]}
@@ -53,7 +61,9 @@ class CustomField:
             name=definition.get("field_name") or definition["field_code"],
             field_type=definition.get("field_type") or "varchar",
             options={o.get("id"): o.get("label") for o in definition.get("options") or ()},
-            subfields=tuple(s.get("field_code") for s in definition.get("subfields") or () if s.get("field_code")),
+            subfields=tuple(
+                s.get("field_code") for s in definition.get("subfields") or () if s.get("field_code")
+            ),
         )
 
     @classmethod
@@ -72,7 +82,7 @@ class CustomField:
 
     # --- schema ---------------------------------------------------------------------------
 
-    def schema(self) -> dict:  # noqa: PLR0911
+    def schema(self) -> dict:  # noqa: C901, PLR0911, PLR0912 - one branch per Pipedrive field type
         """The JSON schema of the typed value."""
         kind = self.field_type
         out: dict = {"description": self.describe()}
@@ -115,7 +125,7 @@ class CustomField:
 
     # --- values ---------------------------------------------------------------------------
 
-    def convert(self, value: object) -> object:  # noqa: C901, PLR0911
+    def convert(self, value: object) -> object:  # noqa: PLR0911
         """A v2-format value → its typed (and, for options, labelled) form."""
         if value is None:
             return None
@@ -154,7 +164,11 @@ class CustomField:
         if kind == "daterange":
             return {"value": raw, "until": companions.get("until")}
         if kind in ("time", "timerange"):
-            value = {"value": raw, "timezone_id": companions.get("timezone_id"), "timezone_name": companions.get("timezone_name")}
+            value = {
+                "value": raw,
+                "timezone_id": companions.get("timezone_id"),
+                "timezone_name": companions.get("timezone_name"),
+            }
             if kind == "timerange":
                 value["until"] = companions.get("until")
             return value
@@ -202,10 +216,27 @@ def _number(value: object, kind: type) -> object:
 
 
 #: Latin letters that Unicode does not decompose into an ASCII letter plus accents.
-_TRANSLITERATE = str.maketrans({
-    "ß": "ss", "ẞ": "SS", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "æ": "ae", "Æ": "AE",
-    "œ": "oe", "Œ": "OE", "đ": "d", "Đ": "D", "þ": "th", "Þ": "TH", "ð": "d", "Ð": "D", "ı": "i",
-})
+_TRANSLITERATE = str.maketrans(
+    {
+        "ß": "ss",
+        "ẞ": "SS",
+        "ø": "o",
+        "Ø": "O",
+        "ł": "l",
+        "Ł": "L",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "đ": "d",
+        "Đ": "D",
+        "þ": "th",
+        "Þ": "TH",
+        "ð": "d",
+        "Ð": "D",
+        "ı": "i",  # noqa: RUF001 - the dotless i is the point
+    }
+)
 
 
 def snake_case(name: str) -> str:
@@ -314,7 +345,7 @@ def extend_schema(
 class ValueMapper:
     """Moves a record's custom-field values into the columns its catalog declares."""
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         fields: list[CustomField],
@@ -343,8 +374,14 @@ class ValueMapper:
                 warn(
                     "Custom field '%s' (%s) is now named so that it would be column '%s', but "
                     "the catalog calls it '%s': its values stay in '%s'. Pin the column with "
-                    "custom_field_names {\"%s\": \"%s\"} to keep it after the next discovery",
-                    self.fields[code].name, code, fresh[code], column, column, code, column,
+                    'custom_field_names {"%s": "%s"} to keep it after the next discovery',
+                    self.fields[code].name,
+                    code,
+                    fresh[code],
+                    column,
+                    column,
+                    code,
+                    column,
                 )
 
     def apply(self, row: dict) -> dict:

@@ -65,7 +65,7 @@ def _nullable(schema: dict) -> dict:
     return schema
 
 
-def to_json_schema(spec: dict, name: str = "") -> dict:
+def to_json_schema(spec: dict, name: str = "") -> dict:  # noqa: C901
     """Convert one (flattened OpenAPI 3.0) property schema into a nullable JSON schema."""
     out: dict = {}
     if spec.get("description"):
@@ -132,9 +132,7 @@ def stream_schema(
 def timestamp_fields(schema: dict) -> tuple[str, ...]:
     """The top-level fields of ``schema`` that hold a date-time."""
     return tuple(
-        name
-        for name, spec in schema.get("properties", {}).items()
-        if spec.get("format") == "date-time"
+        name for name, spec in schema.get("properties", {}).items() if spec.get("format") == "date-time"
     )
 
 
@@ -159,7 +157,12 @@ def normalize_timestamp(value: object) -> object:
     if offset in (None, "Z", "z", "+00:00", "+0000", "-00:00"):
         return f"{year}-{month}-{day}T{hour or '00'}:{minute or '00'}:{second or '00'}Z"
     moment = datetime(
-        int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+        int(year),
+        int(month),
+        int(day),
+        int(hour or 0),
+        int(minute or 0),
+        int(second or 0),
         tzinfo=timezone.utc,
     )
     sign = 1 if offset[0] == "+" else -1

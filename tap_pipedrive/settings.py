@@ -20,7 +20,7 @@ SCHEME_FIELDS = {
     OAUTH: ("client_id", "client_secret", "refresh_token"),
 }
 SECRET_FIELDS = ("api_token", "client_secret", "refresh_token")
-DEFAULT_TOKEN_URL = "https://oauth.pipedrive.com/oauth/token"
+DEFAULT_TOKEN_URL = "https://oauth.pipedrive.com/oauth/token"  # noqa: S105 - a URL, not a secret
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -33,11 +33,9 @@ def normalize_domain(value: str) -> str | None:
     """
     text = value.strip().lower()
     for prefix in ("https://", "http://"):
-        if text.startswith(prefix):
-            text = text[len(prefix) :]
+        text = text.removeprefix(prefix)
     text = text.rstrip("/")
-    if text.endswith(".pipedrive.com"):
-        text = text[: -len(".pipedrive.com")]
+    text = text.removesuffix(".pipedrive.com")
     return text if _LABEL.match(text) else None
 
 
@@ -88,13 +86,25 @@ def coerce_numbers(config: dict) -> None:
                 continue  # the schema check reports it
 
 
-def config_errors(config: dict) -> list[str]:  # noqa: C901, PLR0912
+def config_errors(config: dict) -> list[str]:  # noqa: C901
     """Every problem with ``config``, one message each, naming the field (never its value)."""
-    errors: list[str] = []
-    for name in ("connection_name", "company_domain", "api_token", "client_id", "client_secret",
-                 "refresh_token", "start_date", "api_url", "oauth_token_url", "user_agent"):
-        if config.get(name) is not None and not isinstance(config[name], str):
-            errors.append(f"config: '{name}' must be a string")
+    string_fields = (
+        "connection_name",
+        "company_domain",
+        "api_token",
+        "client_id",
+        "client_secret",
+        "refresh_token",
+        "start_date",
+        "api_url",
+        "oauth_token_url",
+        "user_agent",
+    )
+    errors = [
+        f"config: '{name}' must be a string"
+        for name in string_fields
+        if config.get(name) is not None and not isinstance(config[name], str)
+    ]
     scheme = config.get("auth_scheme", BASIC)
     if scheme is None:
         scheme = BASIC

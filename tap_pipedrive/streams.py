@@ -11,7 +11,8 @@
 | notes, leads | v1 | /notes, /leads | offset | id | update_time |
 | archived_leads | v1 | /leads/archived | offset | id (uuid) | full table |
 | files (≤ 100), call_logs (≤ 50) | v1 | /files, /callLogs | offset | id | full table |
-| users, lead_labels, filters, activity_types, currencies, note_fields | v1 | … | none | id / key | full table |
+| users, lead_labels, filters, activity_types, currencies | v1 | … | none | id | full table |
+| note_fields | v1 | /noteFields | none | key | full table |
 | lead_fields | v1 | /leadFields | offset | key | full table |
 """
 

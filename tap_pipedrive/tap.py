@@ -172,8 +172,7 @@ class TapPipedrive(Tap):
             th.StringType,
             default=cfg.DEFAULT_TOKEN_URL,
             title="OAuth token URL",
-            description="Pipedrive's OAuth token endpoint. Must be https unless the host is "
-            "loopback.",
+            description="Pipedrive's OAuth token endpoint. Must be https unless the host is loopback.",
         ),
         th.Property(
             "request_timeout",
@@ -220,7 +219,7 @@ class TapPipedrive(Tap):
             th.ObjectType(additional_properties=th.StringType),
             title="Custom field column names",
             description="Pins column names: an object of Pipedrive field code → column name, "
-            "e.g. `{\"dcf558aac1ae4e8c4f849ba5e668430d8df9be12\": \"deal_source\"}`. A pinned "
+            'e.g. `{"dcf558aac1ae4e8c4f849ba5e668430d8df9be12": "deal_source"}`. A pinned '
             "column keeps its name when the field is renamed in Pipedrive.",
         ),
         th.Property(
@@ -230,7 +229,7 @@ class TapPipedrive(Tap):
             description=f"HTTP User-Agent. Default `tap-pipedrive/{__version__}`.",
         ),
     ).to_dict()
-    config_jsonschema["allOf"] = [
+    config_jsonschema["allOf"] = [  # noqa: RUF012 - extends the class's schema dict once
         {
             "if": {
                 "properties": {"auth_scheme": {"const": cfg.OAUTH}},
@@ -242,7 +241,7 @@ class TapPipedrive(Tap):
     ]
 
     #: The config file paths given on the command line (for refresh-token write-back).
-    _config_paths: t.ClassVar[tuple[str, ...]] = ()
+    config_paths: t.ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:  # noqa: ANN401
         """Set up the tap; secrets are masked in every log line from here on."""
@@ -264,7 +263,7 @@ class TapPipedrive(Tap):
             if raise_errors:
                 raise ConfigValidationError("Config validation failed", errors=errors)
             return errors
-        return [self._redact(e) for e in super()._validate_config(raise_errors=raise_errors)]
+        return [self.redact(e) for e in super()._validate_config(raise_errors=raise_errors)]
 
     def _install_redactor(self, secrets: t.Iterable[str | None]) -> None:
         for secret in secrets:
@@ -274,7 +273,8 @@ class TapPipedrive(Tap):
             if self._redactor not in handler.filters:
                 handler.addFilter(self._redactor)
 
-    def _redact(self, text: str) -> str:
+    def redact(self, text: str) -> str:
+        """``text`` with this connection's secrets replaced by ``***``."""
         for secret in self._redactor.secrets:
             text = text.replace(secret, "***")
         return text
@@ -310,8 +310,8 @@ class TapPipedrive(Tap):
         """Where a rotated refresh token can be written back, or why it cannot."""
         if not self.config.get("oauth_write_back", True):
             return None, "oauth_write_back is false"
-        paths = [p for p in type(self)._config_paths if p != "ENV"]
-        if "ENV" in type(self)._config_paths:
+        paths = [p for p in type(self).config_paths if p != "ENV"]
+        if "ENV" in type(self).config_paths:
             return None, "the config came (partly) from environment variables"
         if len(paths) != 1:
             return None, "the config did not come from a single JSON file"
@@ -367,10 +367,14 @@ class TapPipedrive(Tap):
             version, path, paging = FIELD_ENDPOINTS[entity]
             records: list[dict] = []
             try:
-                for page in self.api.pages(version, path, {}, paging=paging, page_size=500, stream=f"{entity}_fields"):
+                for page in self.api.pages(
+                    version, path, {}, paging=paging, page_size=500, stream=f"{entity}_fields"
+                ):
                     records.extend(page)
             except StreamUnavailableError as exc:
-                self.logger.warning("Cannot read the %s fields, so their custom fields stay raw: %s", entity, exc)
+                self.logger.warning(
+                    "Cannot read the %s fields, so their custom fields stay raw: %s", entity, exc
+                )
             cache[entity] = records
         return cache[entity]
 
@@ -378,7 +382,11 @@ class TapPipedrive(Tap):
         """The custom fields of an entity, in Pipedrive's order."""
         definitions = self.field_definitions(entity)
         if FIELD_ENDPOINTS[entity][0] == "v1":
-            return [custom_fields.CustomField.from_v1(d) for d in definitions if d.get("edit_flag") and d.get("key")]
+            return [
+                custom_fields.CustomField.from_v1(d)
+                for d in definitions
+                if d.get("edit_flag") and d.get("key")
+            ]
         return [custom_fields.CustomField.from_v2(d) for d in definitions if d.get("is_custom_field")]
 
     # --- streams --------------------------------------------------------------------------
@@ -406,13 +414,13 @@ class TapPipedrive(Tap):
         try:
             api.get("v1", "/users/me", stream="connection test")
         except PipedriveError as exc:
-            return False, self._redact(str(exc))
+            return False, self.redact(str(exc))
         return True, ""
 
     @classmethod
     def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> _ConfigInput:
         """Remember the config paths (a rotated refresh token is written back to the file)."""
-        cls._config_paths = tuple(str(v) for v in value or ())
+        cls.config_paths = tuple(str(v) for v in value or ())
         return super().cb_config(ctx, param, value)
 
     @classmethod
@@ -462,7 +470,11 @@ class TapPipedrive(Tap):
                 logging.getLogger(name).setLevel(logging.WARNING)
             logging.getLogger("tap-pipedrive.http").setLevel(logging.ERROR)
         tap, reason = cls._build_checked(ctx)
-        label = tap.settings.connection_name if tap else cls._connection_label(ctx.params.get("config", _ConfigInput()))
+        label = (
+            tap.settings.connection_name
+            if tap
+            else cls._connection_label(ctx.params.get("config", _ConfigInput()))
+        )
         if tap is not None:
             ok, reason = tap.check_connection()
             if ok:
@@ -473,7 +485,7 @@ class TapPipedrive(Tap):
         ctx.exit(1)
 
     @classmethod
-    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:  # noqa: FBT001
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:  # noqa: ARG003, FBT001
         """``--discover``: check the config and the connection (on stderr), print the catalog."""
         if not value:
             return
@@ -481,14 +493,18 @@ class TapPipedrive(Tap):
         if tap is not None:
             ok, reason = tap.check_connection()
         if tap is None or not ok:
-            label = tap.settings.connection_name if tap else cls._connection_label(ctx.params.get("config", _ConfigInput()))
+            label = (
+                tap.settings.connection_name
+                if tap
+                else cls._connection_label(ctx.params.get("config", _ConfigInput()))
+            )
             cls.logger.error("Connection unavailable: %s: %s", label, reason)
             ctx.exit(1)
         cls.logger.info("connection available")
         try:
             tap.run_discovery()
         except PipedriveError as exc:
-            cls.logger.error("Discovery failed: %s", tap._redact(str(exc)))  # noqa: TRY400
+            cls.logger.error("Discovery failed: %s", tap.redact(str(exc)))  # noqa: TRY400
             ctx.exit(exc.exit_code)
         ctx.exit()
 
@@ -522,8 +538,12 @@ class TapPipedrive(Tap):
             tap.sync_all()
         except ConfigValidationError:
             raise  # the SDK reports each error and exits 1
-        except Exception as exc:  # noqa: BLE001 - every failure ends in one line and an exit code
-            error = exc if isinstance(exc, PipedriveError) else PipedriveError(f"unexpected {type(exc).__name__}: {exc}")
+        except Exception as exc:
+            error = (
+                exc
+                if isinstance(exc, PipedriveError)
+                else PipedriveError(f"unexpected {type(exc).__name__}: {exc}")
+            )
             if tap is None:
                 cls.logger.error("%s", error)  # noqa: TRY400
                 cls.logger.debug("Traceback of the failure", exc_info=exc)
@@ -538,7 +558,7 @@ class TapPipedrive(Tap):
         if error is None:
             sys.exit(0)
         self.logger.debug("Traceback of the failure", exc_info=cause or error)
-        self.logger.error("%s: %s", self.settings.connection_name, self._redact(str(error)))
+        self.logger.error("%s: %s", self.settings.connection_name, self.redact(str(error)))
         sys.exit(error.exit_code)
 
     def log_summary(self) -> None:
@@ -549,7 +569,12 @@ class TapPipedrive(Tap):
         totals = [0, 0, 0, 0]
         lines = []
         for name, s in sorted(api.stats.items()):
-            totals = [totals[0] + s.records, totals[1] + s.requests, totals[2] + s.tokens, totals[3] + s.retries]
+            totals = [
+                totals[0] + s.records,
+                totals[1] + s.requests,
+                totals[2] + s.tokens,
+                totals[3] + s.retries,
+            ]
             skipped = f" (skipped: {self.skipped_streams[name]})" if name in self.skipped_streams else ""
             lines.append(
                 f"  {name}: {s.records} records, {s.requests} requests, {s.tokens} tokens, "
