@@ -435,6 +435,16 @@ class PipedriveStream(RESTStream):
             )
         return schema
 
+    def log(self, message: str, *args: t.Any, level: int = logging.INFO, **kwargs: t.Any) -> None:  # noqa: ANN401
+        """Log through the SDK, except its generic error line for a stream that stopped.
+
+        The tap reports why a run stopped in one line of its own (and a planned stop such as
+        a spent token budget is no "unhandled error").
+        """
+        if message.startswith("An unhandled error occurred while syncing"):
+            level = logging.DEBUG
+        super().log(message, *args, level=level, **kwargs)
+
     @property
     def api(self) -> PipedriveAPI:
         """The run's shared HTTP client."""

@@ -17,6 +17,7 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.plugin_base import _ConfigInput
+from singer_sdk.singerlib import StateMessage
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_pipedrive import custom_fields
@@ -553,13 +554,21 @@ class TapPipedrive(Tap):
 
     def end_run(self, error: PipedriveError | None, cause: BaseException | None = None) -> t.NoReturn:
         """Write the final STATE and the run summary, then exit with the right code."""
-        self._state_writer.write_state(self.state)
+        self.write_final_state()
         self.log_summary()
         if error is None:
             sys.exit(0)
         self.logger.debug("Traceback of the failure", exc_info=cause or error)
         self.logger.error("%s: %s", self.settings.connection_name, self.redact(str(error)))
         sys.exit(error.exit_code)
+
+    def write_final_state(self) -> None:
+        """Write STATE as the last message, even if an equal one was written before.
+
+        (The SDK's writer skips a STATE equal to the last one, but after a stop the final
+        message must be a STATE whatever came in between.)
+        """
+        self.write_message(StateMessage(value=self.state))
 
     def log_summary(self) -> None:
         """One summary on stderr: per stream the records, requests, tokens, retries, time."""
@@ -591,7 +600,7 @@ class TapPipedrive(Tap):
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
         """On SIGTERM/SIGINT: final STATE (covering what was written), summary, non-zero exit."""
-        self._state_writer.write_state(self.state)
+        self.write_final_state()
         self.logger.warning("Stopped by signal %d; the final STATE covers every record written", signum)
         self.log_summary()
         sys.exit(EXIT_SIGNAL_BASE + signum)
