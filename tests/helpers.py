@@ -18,6 +18,17 @@ CANARY_CLIENT_SECRET = "canary-client-secret-51d0e2"
 CANARY_REFRESH_TOKEN = "canary-refresh-token-9b84aa"
 CANARIES = [CANARY_API_TOKEN, CANARY_CLIENT_SECRET, CANARY_REFRESH_TOKEN]
 
+#: Environment for runs without ``api_url``: were the tap ever to leave loopback, the (dead)
+#: proxy makes the request fail here instead of reaching the internet.
+LOOPBACK_ONLY = {
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "https_proxy": "http://127.0.0.1:9",
+    "http_proxy": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost",
+    "no_proxy": "127.0.0.1,localhost",
+}
+
 #: Every secret value the tests have seen (the canaries plus tokens the fake issued).
 SEEN_SECRETS: set[str] = set(CANARIES)
 
@@ -110,3 +121,17 @@ def catalog_selecting(catalog: dict, streams: set[str]) -> dict:
             if not meta["breadcrumb"]:
                 meta["metadata"]["selected"] = entry["tap_stream_id"] in streams
     return catalog
+
+
+def track_issued(server) -> set[str]:
+    """Every token ``server`` issues from now on (access and refresh), even once expired."""
+    issued: set[str] = set()
+    original = server._serial_token
+
+    def serial_token(kind: str) -> str:
+        token = original(kind)
+        issued.add(token)
+        return token
+
+    server._serial_token = serial_token
+    return issued

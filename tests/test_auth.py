@@ -30,36 +30,16 @@ from tests.helpers import (
     CANARY_CLIENT_ID,
     CANARY_CLIENT_SECRET,
     CANARY_REFRESH_TOKEN,
+    LOOPBACK_ONLY,
     assert_no_secret,
     run_tap,
+    track_issued,
 )
 
 FORM = "application/x-www-form-urlencoded"
-LOOPBACK_ONLY = {
-    "HTTPS_PROXY": "http://127.0.0.1:9",
-    "HTTP_PROXY": "http://127.0.0.1:9",
-    "https_proxy": "http://127.0.0.1:9",
-    "http_proxy": "http://127.0.0.1:9",
-    "NO_PROXY": "127.0.0.1,localhost",
-    "no_proxy": "127.0.0.1,localhost",
-}
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def track_issued(server) -> set[str]:
-    """Every token ``server`` issues from now on (access and refresh), even once expired."""
-    issued: set[str] = set()
-    original = server._serial_token
-
-    def serial_token(kind: str) -> str:
-        token = original(kind)
-        issued.add(token)
-        return token
-
-    server._serial_token = serial_token
-    return issued
 
 
 def header(entry: dict, name: str) -> str | None:
