@@ -15,6 +15,7 @@ import threading
 import time
 import typing as t
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urlparse
 
@@ -78,6 +79,25 @@ def _looks_like_html(response: requests.Response) -> bool:
     return "html" in kind or response.content[:200].lstrip().startswith(b"<")
 
 
+@dataclass
+class _Call:
+    """One logical GET, with what it costs and whom to charge."""
+
+    version: str
+    path: str
+    params: dict[str, t.Any] | None
+    stream: str
+    stats: StreamStats
+
+    @property
+    def what(self) -> str:
+        return f"GET /api/{self.version}{self.path}"
+
+    @property
+    def cost(self) -> int:
+        return schemas.token_cost(self.version, self.path)
+
+
 class PipedriveAPI:
     """Sends GET requests to Pipedrive for every stream of one run (thread-safe)."""
 
@@ -130,62 +150,51 @@ class PipedriveAPI:
         waits out 429s, refreshes an OAuth token once on a 401, and raises one of the
         :mod:`tap_pipedrive.errors` types otherwise.
         """
-        what = f"GET /api/{version}{path}"
-        cost = schemas.token_cost(version, path)
-        stats = self.stats[stream]
+        call = _Call(version, path, params, stream, self.stats[stream])
         retrying = backoff.on_exception(
             lambda: backoff.expo(factor=self.retry_initial_delay, max_value=60),
             TransientError,
             max_tries=self.max_retries + 1,
             jitter=backoff.full_jitter,
-            on_backoff=functools.partial(self._log_retry, what=what, stats=stats),
+            on_backoff=functools.partial(self._log_retry, call=call),
             logger=None,
         )(self._attempt)
         try:
-            return retrying(version, path, params, cost=cost, what=what, stats=stats)
+            return retrying(call)
         except TransientError as exc:
             if getattr(self._local, "unreachable", False):
                 msg = f"cannot reach {self.host} ({exc})"
                 raise ConnectError(msg) from None
-            msg = f"{what} failed after {self.max_retries + 1} attempts: {exc}"
+            msg = f"{call.what} failed after {self.max_retries + 1} attempts: {exc}"
             raise TransientError(msg) from None
 
-    def _log_retry(self, details: dict, *, what: str, stats: StreamStats) -> None:
-        stats.retries += 1
+    def _log_retry(self, details: dict, *, call: _Call) -> None:
+        call.stats.retries += 1
         LOGGER.warning(
             "%s: retry %d of %d in %.1fs after: %s",
-            what,
+            call.what,
             details["tries"],
             self.max_retries,
             details["wait"],
             details["exception"],
         )
 
-    def _attempt(
-        self,
-        version: str,
-        path: str,
-        params: dict[str, t.Any] | None,
-        *,
-        cost: int,
-        what: str,
-        stats: StreamStats,
-    ) -> dict:
+    def _attempt(self, call: _Call) -> dict:
         """One logical request: waits out 429s and refreshes OAuth once, inside."""
         rate_limited = 0
         refreshed = False
         while True:
             try:
-                return self._send(version, path, params, cost=cost, what=what, stats=stats)
+                return self._send(call)
             except _RateLimitedError as exc:  # noqa: PERF203 - a wait, then the next attempt
                 rate_limited += 1
-                stats.retries += 1
+                call.stats.retries += 1
                 if rate_limited > MAX_RATE_LIMIT_RETRIES:
-                    msg = f"{what}: still rate limited (429) after {MAX_RATE_LIMIT_RETRIES} waits"
+                    msg = f"{call.what}: still rate limited (429) after {MAX_RATE_LIMIT_RETRIES} waits"
                     raise APIError(msg, 429) from None
                 LOGGER.warning(
                     "%s: Pipedrive's burst limit reached (429); waiting %.1fs before any further request",
-                    what,
+                    call.what,
                     exc.wait,
                 )
                 self.limiter.block_for(exc.wait)
@@ -197,40 +206,24 @@ class PipedriveAPI:
                     msg = "Pipedrive rejected the OAuth access token (401), even after a refresh"
                     raise AuthError(msg) from None
                 refreshed = True
-                stats.retries += 1
-                LOGGER.warning("%s: access token rejected (401); refreshing it once", what)
+                call.stats.retries += 1
+                LOGGER.warning("%s: access token rejected (401); refreshing it once", call.what)
 
-    def _send(
-        self,
-        version: str,
-        path: str,
-        params: dict[str, t.Any] | None,
-        *,
-        cost: int,
-        what: str,
-        stats: StreamStats,
-    ) -> dict:
+    def _send(self, call: _Call) -> dict:
         """Send one HTTP request and return its JSON body; its tokens count only if it worked."""
-        self.budget.charge(cost, what)  # reserved now, so parallel requests cannot overspend
+        self.budget.charge(call.cost, call.what)  # reserved now: parallel requests cannot overspend
         worked = False
         try:
-            response, used_token = self._exchange(version, path, params, stats=stats)
-            data = self._read(response, used_token, what)
+            response, used_token = self._exchange(call)
+            data = self._read(response, used_token, call.what)
             worked = True
         finally:
             if not worked:
-                self.budget.charge(-cost, what)
-        stats.tokens += cost
+                self.budget.charge(-call.cost, call.what)
+        call.stats.tokens += call.cost
         return data
 
-    def _exchange(
-        self,
-        version: str,
-        path: str,
-        params: dict[str, t.Any] | None,
-        *,
-        stats: StreamStats,
-    ) -> tuple[requests.Response, str | None]:
+    def _exchange(self, call: _Call) -> tuple[requests.Response, str | None]:
         """Pace, authenticate and send the request; read the whole body."""
         self._local.unreachable = False
         self.limiter.acquire()
@@ -239,8 +232,8 @@ class PipedriveAPI:
         try:
             request = requests.Request(
                 "GET",
-                f"{self.base_url}/api/{version}{path}",
-                params=params,
+                f"{self.base_url}/api/{call.version}{call.path}",
+                params=call.params,
                 headers={"User-Agent": self.user_agent, "Accept": "application/json"},
             )
             prepared = self.authenticator(self.session.prepare_request(request))
@@ -260,8 +253,8 @@ class PipedriveAPI:
             raise TransientError(msg) from None
         finally:
             self.limiter.release(headers)
-            stats.requests += 1
-            stats.seconds += time.monotonic() - started
+            call.stats.requests += 1
+            call.stats.seconds += time.monotonic() - started
         return response, used_token
 
     def _read(self, response: requests.Response, used_token: str | None, what: str) -> dict:  # noqa: C901
