@@ -70,8 +70,7 @@ def fake():
     with server:
         yield server
         # Every token the fake issued is a secret too: later output checks look for them.
-        SEEN_SECRETS.update(server.refresh_tokens)
-        SEEN_SECRETS.update(getattr(server, "_access_tokens", {}).keys())
+        SEEN_SECRETS.update(server.issued_tokens)
 
 
 @pytest.fixture
@@ -86,6 +85,5 @@ def fake_factory():
 
     yield start
     for server in started:
-        SEEN_SECRETS.update(server.refresh_tokens)
-        SEEN_SECRETS.update(getattr(server, "_access_tokens", {}).keys())
+        SEEN_SECRETS.update(server.issued_tokens)
         server.stop()

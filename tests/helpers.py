@@ -124,14 +124,5 @@ def catalog_selecting(catalog: dict, streams: set[str]) -> dict:
 
 
 def track_issued(server) -> set[str]:
-    """Every token ``server`` issues from now on (access and refresh), even once expired."""
-    issued: set[str] = set()
-    original = server._serial_token
-
-    def serial_token(kind: str) -> str:
-        token = original(kind)
-        issued.add(token)
-        return token
-
-    server._serial_token = serial_token
-    return issued
+    """The live set of every token ``server`` issues (access and refresh), even once expired."""
+    return server.issued_tokens

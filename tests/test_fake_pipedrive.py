@@ -271,7 +271,7 @@ def test_oauth_refresh_with_rotation():
         r = token_request(url, {"grant_type": "refresh_token", "refresh_token": first_refresh})
         assert r.status_code == 200, r.text
         tok = r.json()
-        assert tok["token_type"] == "Bearer"  # noqa: S105 - not a secret
+        assert tok["token_type"] == "Bearer"
         assert (tok["expires_in"], tok["api_domain"]) == (3599, srv.url)
         assert "deals:read" in tok["scope"].split(",")
         assert tok["refresh_token"] not in (first_refresh, "")

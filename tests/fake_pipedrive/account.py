@@ -491,7 +491,7 @@ class Account:
             "custom_fields": self._custom_values(gen, "product", at),
         }, gen, at)
 
-    def _build_deals(self, gen: Gen, rid: int, at: int, ut: int, *,  # noqa: PLR0913
+    def _build_deals(self, gen: Gen, rid: int, at: int, ut: int, *,
                      deleted: bool = False, archived: bool = False) -> dict:
         rng = gen.rng
         pipeline_id = rng.choice(self._ids("pipelines"))
@@ -525,7 +525,7 @@ class Account:
             "custom_fields": self._custom_values(gen, "deal", at),
         }, gen, at)
 
-    def _build_deal_products(self, gen: Gen, rid: int, at: int, ut: int, *,  # noqa: PLR0913
+    def _build_deal_products(self, gen: Gen, rid: int, at: int, ut: int, *,
                              deal: dict | None = None, order_nr: int = 1) -> dict:
         rng = gen.rng
         deal = deal or self._tables["deals"][rng.choice(self._ids("deals"))]
@@ -547,7 +547,8 @@ class Account:
             "add_time": self._t("deal_products", at), "update_time": self._t("deal_products", ut),
         }, gen, at)
 
-    def _build_leads(self, gen: Gen, rid: int, at: int, ut: int, *, archived: bool = False) -> dict:  # noqa: ARG002
+    def _build_leads(self, gen: Gen, rid: int, at: int, ut: int, *,  # noqa: ARG002 - uuid ids
+                     archived: bool = False) -> dict:
         rng = gen.rng
         persons, orgs = self._tables["persons"], self._tables["organizations"]
         person_id = rng.choice(self._ids("persons")) if persons and rng.random() < 0.7 else None

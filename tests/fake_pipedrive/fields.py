@@ -207,7 +207,7 @@ class FieldFactory:
                         "update_time": when if int_ids else None})
         return out
 
-    def _field(self, kind: str, code: str, name: str, ftype: str, *, custom: bool,  # noqa: PLR0913
+    def _field(self, kind: str, code: str, name: str, ftype: str, *, custom: bool,
                when: int, order: int, optional: bool = False, options=None) -> Field:
         fid = self.next_field_id
         self.next_field_id += 1
@@ -241,7 +241,7 @@ class FieldFactory:
                                       optional=name in include, options=options))
         return fields
 
-    def custom(self, kind: str, name: str, ftype: str, labels: list[str] | None = None, *,  # noqa: PLR0913
+    def custom(self, kind: str, name: str, ftype: str, labels: list[str] | None = None, *,
                when: int, order: int) -> Field:
         code = field_code(self.seed, kind, name, order)
         options = self._options(labels, when) if labels else None

@@ -56,7 +56,7 @@ class Faults:
     """The active faults; picks at most one per request, in the order they were added."""
 
     def __init__(self, seed: int) -> None:
-        self.rng = random.Random(f"{seed}:faults")  # noqa: S311 - reproducible, not secret
+        self.rng = random.Random(f"{seed}:faults")
         self.faults: list[Fault] = []
         self.served = 0
 

@@ -162,7 +162,7 @@ def _sort_key(value: object) -> tuple:
 class FakePipedrive:
     """A local Pipedrive on 127.0.0.1 serving one ``Account`` (see the package docstring)."""
 
-    def __init__(  # noqa: PLR0913 - every option is a keyword the tests set
+    def __init__(
         self, account: Account | None = None, *, seed: int = 7, size: str = "small",
         counts: dict | None = None, host: str = "127.0.0.1", port: int = 0,
         api_token: str = "demo-token",  # noqa: S107 - the fake's published demo credentials
@@ -342,10 +342,9 @@ class FakePipedrive:
             with self._lock:
                 self.query_token_requests.append({"method": method, "path": req.path,
                                                   "time": req.now})
-        if ok:
-            resp = self._handle_api(req)
-        else:
-            resp = Response(401, _json(GATEWAY_401), {"x-401-by-gw": "true"})
+        # the gateway answers 401 before routing: bad credentials on an unknown path get it too
+        resp = self._handle_api(req) if ok else Response(401, _json(GATEWAY_401),
+                                                           {"x-401-by-gw": "true"})
         req.entry["status"] = resp.status
         with self._lock:
             self.requests.append(req.entry)
