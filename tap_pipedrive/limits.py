@@ -37,10 +37,12 @@ class RateLimiter:
     def __init__(
         self,
         *,
+        window: float = WINDOW_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """Start with an unknown limit: one request at a time until the first answer."""
+        self._window = window
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Condition()
@@ -67,7 +69,7 @@ class RateLimiter:
         with self._lock:
             while True:
                 now = self._clock()
-                while self._answered and self._answered[0] <= now - WINDOW_SECONDS:
+                while self._answered and self._answered[0] <= now - self._window:
                     self._answered.popleft()
                 wait = self._blocked_until - now
                 if self._limit is None:
@@ -76,7 +78,7 @@ class RateLimiter:
                         wait = max(wait, 0.05)
                 elif len(self._answered) + self._in_flight >= self._capacity():
                     if self._answered:
-                        wait = max(wait, self._answered[0] + WINDOW_SECONDS - now)
+                        wait = max(wait, self._answered[0] + self._window - now)
                     else:
                         wait = max(wait, 0.05)  # only in-flight requests: wait for one
                 if wait <= 0:
