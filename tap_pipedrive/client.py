@@ -303,6 +303,41 @@ class PipedriveAPI:
             raise StreamUnavailableError(f"{what} answered {status}: {text}", status)
         raise APIError(f"{what} was rejected ({status}: {text})", status)
 
+    def _time_pages(
+        self,
+        version: str,
+        path: str,
+        params: dict[str, t.Any],
+        *,
+        page_size: int,
+        stream: str,
+    ) -> Iterator[list[dict]]:
+        """Pages of a v1 list sorted by ``update_time``, each starting at the last one's newest second.
+
+        An offset (``start``) would skip a record whenever one read earlier is updated during
+        the run (it moves to the end of the list and everything after it shifts up by one),
+        and that record would be behind the bookmark for good. Paging by ``updated_since``
+        instead (inclusive) re-reads the newest second of the page before and drops the ids
+        already read there; only a page that lies wholly inside one second moves on by offset.
+        """
+        params = {**params, "limit": page_size, "start": 0}
+        newest, read_at_newest = None, set()
+        while True:
+            body = self.get(version, path, params, stream=stream)
+            data = body.get("data") or []
+            yield [r for r in data if not (_stamp(r) == newest and r.get("id") in read_at_newest)]
+            pagination = (body.get("additional_data") or {}).get("pagination") or {}
+            if not data or not pagination.get("more_items_in_collection"):
+                return
+            last = _stamp(data[-1])
+            ids_at_last = {r.get("id") for r in data if _stamp(r) == last}
+            read_at_newest = read_at_newest | ids_at_last if last == newest else ids_at_last
+            newest = last
+            if not isinstance(last, str) or last == params.get("updated_since"):
+                params["start"] += len(data)  # the whole page is one second (or has no time)
+            else:
+                params["updated_since"], params["start"] = last, 0
+
     def pages(
         self,
         version: str,
@@ -316,8 +351,12 @@ class PipedriveAPI:
         """Yield the records of each page of a list endpoint.
 
         ``paging`` is ``cursor`` (v2: ``cursor``/``limit``, ``additional_data.next_cursor``),
-        ``offset`` (v1: ``start``/``limit``, ``additional_data.pagination``) or ``none``.
+        ``offset`` (v1: ``start``/``limit``, ``additional_data.pagination``), ``time`` (v1
+        lists filtered by ``updated_since``: see :meth:`_time_pages`) or ``none``.
         """
+        if paging == "time":
+            yield from self._time_pages(version, path, params, page_size=page_size, stream=stream)
+            return
         params = dict(params)
         if paging != "none":
             params["limit"] = page_size
@@ -344,6 +383,11 @@ class PipedriveAPI:
                 raise APIError(msg)
             seen_tokens.add(token)
             params[key] = token
+
+
+def _stamp(record: dict) -> object:
+    """A record's ``update_time`` as Pipedrive's time filters take it (RFC 3339 seconds)."""
+    return schemas.normalize_timestamp(record.get("update_time"))
 
 
 def _retry_wait(headers: t.Mapping[str, str]) -> float:

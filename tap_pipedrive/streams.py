@@ -8,7 +8,7 @@
 | pipelines, stages | v2 | /pipelines, /stages | cursor | id | full table |
 | deal_products | v2 | /deals/products?deal_ids= (100 deals a request) | cursor | id | with its deals |
 | deal_fields … activity_fields | v2 | /dealFields … | cursor | field_code | full table |
-| notes, leads | v1 | /notes, /leads | offset | id | update_time |
+| notes, leads | v1 | /notes, /leads | by updated_since | id | update_time |
 | archived_leads | v1 | /leads/archived | offset | id (uuid) | full table |
 | files (≤ 100), call_logs (≤ 50) | v1 | /files, /callLogs | offset | id | full table |
 | users, lead_labels, filters, activity_types, currencies | v1 | … | none | id | full table |
@@ -77,10 +77,10 @@ class FieldsStream(PipedriveStream):
 
 
 class IncrementalV1Stream(PipedriveStream):
-    """A v1 offset list that takes ``updated_since``."""
+    """A v1 list that takes ``updated_since``, paged by time (see ``PipedriveAPI._time_pages``)."""
 
     api_version = "v1"
-    paging = "offset"
+    paging = "time"
     replication_key = "update_time"
     time_filter = "updated_since"
     params: t.ClassVar[dict[str, str]] = {"sort": "update_time ASC"}
