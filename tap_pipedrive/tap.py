@@ -57,30 +57,35 @@ FIELD_ENDPOINTS = {
 
 
 class _RedactSecrets(logging.Filter):
-    """Replaces the connection's secrets in every log line (a last line of defence)."""
+    """Replaces the connection's secrets in every log line (a last line of defence).
 
-    def __init__(self, secrets: t.Iterable[str]) -> None:
+    ``secrets`` is asked on every record, so tokens issued during the run (OAuth access
+    tokens, a rotated refresh token) are masked too.
+    """
+
+    def __init__(self, secrets: t.Callable[[], t.Iterable[str | None]]) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s and len(s) >= 4]  # noqa: PLR2004
+        self._secrets = secrets
+
+    @property
+    def secrets(self) -> list[str]:
+        """The secret values now in use (short strings are not worth masking)."""
+        return [s for s in self._secrets() if isinstance(s, str) and len(s) >= 4]  # noqa: PLR2004
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
+        """Mask secrets in the message; drop an exception whose text holds one."""
+        secrets = self.secrets
         text = record.getMessage()
-        if any(s in text for s in self.secrets):
-            for secret in self.secrets:
+        if any(s in text for s in secrets):
+            for secret in secrets:
                 text = text.replace(secret, "***")
             record.msg, record.args = text, None
         if record.exc_info and record.exc_info[1] is not None:
             exc_text = str(record.exc_info[1])
-            if any(s in exc_text for s in self.secrets):
+            if any(s in exc_text for s in secrets):
                 record.exc_info = None
                 record.exc_text = None
         return True
-
-    def add_secret(self, secret: str | None) -> None:
-        if secret and len(secret) >= 4 and secret not in self.secrets:  # noqa: PLR2004
-            self.secrets.append(secret)
 
 
 class TapPipedrive(Tap):
@@ -246,7 +251,7 @@ class TapPipedrive(Tap):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:  # noqa: ANN401
         """Set up the tap; secrets are masked in every log line from here on."""
-        self._redactor = _RedactSecrets(())
+        self._redactor = _RedactSecrets(self._secret_values)
         self.skipped_streams: dict[str, str] = {}
         self.custom_field_warnings: set[str] = set()
         self._started = time.monotonic()
@@ -257,7 +262,7 @@ class TapPipedrive(Tap):
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Check the config with messages that name the field and never echo a secret."""
         config = self._config
-        self._install_redactor([config.get(name) for name in cfg.SECRET_FIELDS])
+        self._install_redactor()
         cfg.coerce_numbers(config)
         errors = cfg.config_errors(config)
         if errors:
@@ -266,10 +271,16 @@ class TapPipedrive(Tap):
             return errors
         return [self.redact(e) for e in super()._validate_config(raise_errors=raise_errors)]
 
-    def _install_redactor(self, secrets: t.Iterable[str | None]) -> None:
-        for secret in secrets:
-            if isinstance(secret, str):
-                self._redactor.add_secret(secret)
+    def _secret_values(self) -> list[str | None]:
+        """Every secret of this connection: the config's and the tokens issued so far."""
+        config = getattr(self, "_config", None) or {}
+        values = [config.get(name) for name in cfg.SECRET_FIELDS]
+        auth = self.__dict__.get("authenticator")
+        if auth is not None:
+            values += [auth.access_token, auth.refresh_token]
+        return values
+
+    def _install_redactor(self) -> None:
         for handler in (*logging.getLogger().handlers, *LOGGER.handlers, *self.logger.handlers):
             if self._redactor not in handler.filters:
                 handler.addFilter(self._redactor)
@@ -324,7 +335,7 @@ class TapPipedrive(Tap):
     @functools.cached_property
     def api(self) -> PipedriveAPI:
         """The run's one HTTP client, shared by every stream."""
-        self._install_redactor([])
+        self._install_redactor()
         return PipedriveAPI(
             base_url=self._resolve_base_url,
             authenticator=self.authenticator,
@@ -340,7 +351,6 @@ class TapPipedrive(Tap):
             return self.settings.api_url
         if self.authenticator.is_oauth:
             self.authenticator.ensure_token()
-            self._install_redactor([self.authenticator.access_token])
             domain = self.authenticator.api_domain
             if domain:
                 if problem := cfg.url_problem(domain):
@@ -411,11 +421,13 @@ class TapPipedrive(Tap):
     def check_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call (``GET /api/v1/users/me``, 2 tokens)."""
         api = self.api
-        api.max_retries = min(api.max_retries, 1)
+        retries, api.max_retries = api.max_retries, min(api.max_retries, 1)  # answer quickly
         try:
             api.get("v1", "/users/me", stream="connection test")
         except PipedriveError as exc:
             return False, self.redact(str(exc))
+        finally:
+            api.max_retries = retries
         return True, ""
 
     @classmethod
