@@ -400,7 +400,7 @@ def _retry_wait(headers: t.Mapping[str, str]) -> float:
     return max(waits)
 
 
-def _second(moment: datetime) -> str:
+def second(moment: datetime) -> str:
     """RFC 3339 UTC at second resolution, as Pipedrive's time filters take it."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
@@ -515,7 +515,7 @@ class PipedriveStream(RESTStream):
             if start is not None:
                 # Pipedrive rejects fractional seconds; the filter is inclusive, so the
                 # records of the bookmark's second come back and are filtered below.
-                params[self.time_filter] = _second(start)
+                params[self.time_filter] = second(start)
         return params
 
     def get_records(self, context: Context | None) -> Iterable[dict]:
@@ -563,7 +563,7 @@ class PipedriveStream(RESTStream):
         state = self.get_context_state(context)
         value = state.get("replication_key_value")
         start = self.get_starting_timestamp(context)
-        if value and start is not None and schemas.normalize_timestamp(value) == _second(start):
+        if value and start is not None and schemas.normalize_timestamp(value) == second(start):
             self._skip_at = schemas.normalize_timestamp(value)
             self._skip_ids = frozenset(state.get("bookmark_ids", ()))
 

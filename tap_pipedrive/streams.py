@@ -9,8 +9,9 @@
 | deal_products | v2 | /deals/products?deal_ids= (100 deals a request) | cursor | id | with its deals |
 | deal_fields … activity_fields | v2 | /dealFields … | cursor | field_code | full table |
 | notes, leads | v1 | /notes, /leads | by updated_since | id | update_time |
-| archived_leads | v1 | /leads/archived | offset | id (uuid) | full table |
-| files (≤ 100), call_logs (≤ 50) | v1 | /files, /callLogs | offset | id | full table |
+| archived_leads | v1 | /leads/archived, newest first to the bookmark | offset | id (uuid) | update_time |
+| files (≤ 100) | v1 | /files, newest first to the bookmark | offset | id | update_time |
+| call_logs (≤ 50) | v1 | /callLogs | offset | id | full table |
 | users, lead_labels, filters, activity_types, currencies | v1 | … | none | id | full table |
 | note_fields | v1 | /noteFields | none | key | full table |
 | lead_fields | v1 | /leadFields | offset | key | full table |
@@ -21,7 +22,7 @@ from __future__ import annotations
 import typing as t
 
 from tap_pipedrive import schemas
-from tap_pipedrive.client import PipedriveStream
+from tap_pipedrive.client import PipedriveStream, second
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -91,6 +92,60 @@ class FullTableV1Stream(PipedriveStream):
 
     api_version = "v1"
     paging = "offset"
+
+
+class NewestFirstV1Stream(FullTableV1Stream):
+    """A v1 list without a time filter, read newest first and only down to the bookmark.
+
+    Pipedrive cannot filter these lists by time, but it can sort them by ``update_time``: the
+    tap reads newest first and stops at the first record older than the bookmark, so a run
+    with few changes spends one request, not one per page of the whole list. The bookmark
+    moves (to the newest ``update_time`` read) only once the read is complete: a run stopped
+    part-way reads the same range again next time. An update during the read moves a record
+    to the top, which makes the next page repeat a record but never skip one.
+    """
+
+    replication_key = "update_time"
+    params: t.ClassVar[dict[str, str]] = {"sort": "update_time DESC"}
+
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        """Read pages newest first until the records are older than the bookmark."""
+        self._newest: str | None = None
+        self._newest_ids: list = []
+        start = self.get_starting_timestamp(context)
+        floor = second(start) if start is not None else None
+        for record in super().get_records(context):
+            if floor is not None and str(schemas.normalize_timestamp(record.get("update_time"))) < floor:
+                break  # everything after this is older still
+            yield record
+        self._move_bookmark(context)
+
+    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None) -> None:  # noqa: ARG002
+        """Note the newest ``update_time`` written (the bookmark moves at the end)."""
+        value = latest_record.get("update_time")
+        if value is None:
+            return
+        if self._newest is None or value > self._newest:
+            self._newest, self._newest_ids = value, [latest_record.get("id")]
+        elif value == self._newest:
+            self._newest_ids.append(latest_record.get("id"))
+
+    def _move_bookmark(self, context: Context | None) -> None:
+        """Move the bookmark to the newest record written, with the ids written at it."""
+        if self._newest is None:
+            return
+        state = self.get_context_state(context)
+        old = state.get("replication_key_value")
+        if old is not None and self._newest < old:
+            return
+        ids = self._newest_ids
+        if self._newest == old:
+            ids = [*state.get("bookmark_ids", ()), *ids]
+        state.update(
+            replication_key=self.replication_key, replication_key_value=self._newest, bookmark_ids=ids
+        )
+        self.state_manager.is_flushed = False
+        self._write_state_message()
 
 
 class SmallV1Stream(FullTableV1Stream):
@@ -290,7 +345,7 @@ class LeadsStream(IncrementalV1Stream):
     custom_fields_style = "v1"
 
 
-class ArchivedLeadsStream(FullTableV1Stream):
+class ArchivedLeadsStream(NewestFirstV1Stream):
     """Archived leads, listed only on their own endpoint (no time filter there)."""
 
     name = "archived_leads"
@@ -299,13 +354,12 @@ class ArchivedLeadsStream(FullTableV1Stream):
     custom_fields_style = "v1"
 
 
-class FilesStream(FullTableV1Stream):
+class FilesStream(NewestFirstV1Stream):
     """Files attached to deals, persons, organizations, activities and more."""
 
     name = "files"
     endpoint = "/files"
     page_size = 100
-    params: t.ClassVar[dict[str, str]] = {"sort": "id ASC"}
 
 
 class CallLogsStream(FullTableV1Stream):

@@ -69,6 +69,8 @@ INCREMENTAL = (
     "products",
     "notes",
     "leads",
+    "archived_leads",  # newest first, down to the bookmark
+    "files",  # newest first, down to the bookmark
 )
 FULL_TABLE = tuple(s for s in ALL_STREAMS if s not in INCREMENTAL and s != "deal_products")
 KEY = {
@@ -333,6 +335,52 @@ def test_a_note_updated_while_the_run_pages_pushes_no_other_note_out_of_reach(
     assert run.returncode == 0, run.stderr
     assert set(run.ids("notes")) == set(server.account.ids("notes"))
     assert run.records("notes")[-1]["id"] == early  # the edit arrives too, at the end
+
+
+def test_files_and_archived_leads_are_read_newest_first_down_to_the_bookmark(fake_factory, catalog, tmp_path):
+    server = fake_factory(counts={"files": 250, "leads": 20, "archived_leads": 5})
+    streams = {"files", "archived_leads"}
+    run1 = sync(server, tmp_path, catalog=select(catalog, streams))
+    assert_exact(run1.ids("files"), server.account.ids("files"), "files")
+    assert len(list_requests(server, "/api/v1/files")) == 3  # 250 files, 100 a page
+
+    # No change: one request each, nothing emitted.
+    server.reset_counters()
+    run2 = sync(server, tmp_path, catalog=select(catalog, streams), state=run1.final_state)
+    assert run2.ids("files") == [] and run2.ids("archived_leads") == []
+    assert len(list_requests(server, "/api/v1/files")) == 1
+    assert len(list_requests(server, "/api/v1/leads/archived")) == 1
+
+    # Changes: exactly the changed files and the newly archived lead, once each.
+    oldest = sorted_by_update_time(server, "files")[0]["id"]
+    server.account.update("files", oldest, description="edited")
+    added = server.account.add("files", file_name="new.pdf")
+    lead = server.account.ids("leads")[0]
+    server.account.archive("leads", lead)
+    run3 = sync(server, tmp_path, catalog=select(catalog, streams), state=run2.final_state)
+    assert sorted(run3.ids("files")) == sorted([oldest, added])
+    assert run3.ids("archived_leads") == [lead]
+    run4 = sync(server, tmp_path, catalog=select(catalog, streams), state=run3.final_state)
+    assert run4.ids("files") == [] and run4.ids("archived_leads") == []
+
+
+def test_a_newest_first_read_that_stops_part_way_keeps_its_bookmark(fake_factory, catalog, tmp_path):
+    server = fake_factory(counts={"files": 250})
+    run1 = sync(server, tmp_path, catalog=select(catalog, {"files"}))
+    changed = [r["id"] for r in sorted_by_update_time(server, "files")[:150]]
+    for file_id in changed:
+        server.account.update("files", file_id, description="edited", advance=0)
+    server.account.advance()
+    # The second page fails for good: the run stops after writing the first 100 changes.
+    server.add_fault(Fault(400, path_pattern=r"^/api/v1/files$", after=1, times=1))
+    run2 = sync(server, tmp_path, catalog=select(catalog, {"files"}), state=run1.final_state, expect_ok=False)
+    assert run2.returncode == 1
+    assert len(run2.ids("files")) == 100
+    # The bookmark did not move, so the next run reads all 150 changes again: nothing lost.
+    for key in ("replication_key_value", "bookmark_ids"):
+        assert bookmark(run2, "files")[key] == bookmark(run1, "files")[key]
+    run3 = sync(server, tmp_path, catalog=select(catalog, {"files"}), state=run2.final_state)
+    assert_exact(run3.ids("files"), changed, "files after the stopped run")
 
 
 def test_300_records_in_one_second_across_a_page_boundary_are_emitted_once_and_not_again(
