@@ -64,7 +64,6 @@ class RefreshTokenStore:
         if self.expected is not None and config.get("refresh_token") != self.expected:
             msg = "the file's refresh_token is not the one this run used"
             raise OSError(msg)
-        self.expected = refresh_token
         config["refresh_token"] = refresh_token
         mode = self.path.stat().st_mode & 0o777
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tap-pipedrive-", suffix=".json")
@@ -78,6 +77,7 @@ class RefreshTokenStore:
             with contextlib.suppress(OSError):
                 Path(tmp).unlink()
             raise
+        self.expected = refresh_token  # only once the file holds it
 
 
 class PipedriveAuthenticator(OAuthAuthenticator):
