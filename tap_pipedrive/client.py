@@ -86,7 +86,6 @@ class _Call:
     version: str
     path: str
     params: dict[str, t.Any] | None
-    stream: str
     stats: StreamStats
 
     @property
@@ -150,7 +149,7 @@ class PipedriveAPI:
         waits out 429s, refreshes an OAuth token once on a 401, and raises one of the
         :mod:`tap_pipedrive.errors` types otherwise.
         """
-        call = _Call(version, path, params, stream, self.stats[stream])
+        call = _Call(version, path, params, self.stats[stream])
         retrying = backoff.on_exception(
             lambda: backoff.expo(factor=self.retry_initial_delay, max_value=60),
             TransientError,
@@ -325,12 +324,12 @@ class PipedriveAPI:
         while True:
             body = self.get(version, path, params, stream=stream)
             data = body.get("data") or []
-            yield [r for r in data if not (_stamp(r) == newest and r.get("id") in read_at_newest)]
+            yield [r for r in data if not (update_stamp(r) == newest and r.get("id") in read_at_newest)]
             pagination = (body.get("additional_data") or {}).get("pagination") or {}
             if not data or not pagination.get("more_items_in_collection"):
                 return
-            last = _stamp(data[-1])
-            ids_at_last = {r.get("id") for r in data if _stamp(r) == last}
+            last = update_stamp(data[-1])
+            ids_at_last = {r.get("id") for r in data if update_stamp(r) == last}
             read_at_newest = read_at_newest | ids_at_last if last == newest else ids_at_last
             newest = last
             if not isinstance(last, str) or last == params.get("updated_since"):
@@ -385,7 +384,7 @@ class PipedriveAPI:
             params[key] = token
 
 
-def _stamp(record: dict) -> object:
+def update_stamp(record: dict) -> object:
     """A record's ``update_time`` as Pipedrive's time filters take it (RFC 3339 seconds)."""
     return schemas.normalize_timestamp(record.get("update_time"))
 
@@ -437,7 +436,6 @@ class PipedriveStream(RESTStream):
     custom_fields_entity: t.ClassVar[str | None] = None
     #: ``v2``: values in a ``custom_fields`` object; ``v1``: top-level hash keys
     custom_fields_style: t.ClassVar[str] = "v2"
-    records_jsonpath = "$.data[*]"
 
     # Pipedrive lists are read sorted by update_time ascending, so the bookmark can move
     # forward page by page and a run stopped part-way resumes without loss.
@@ -563,8 +561,9 @@ class PipedriveStream(RESTStream):
         state = self.get_context_state(context)
         value = state.get("replication_key_value")
         start = self.get_starting_timestamp(context)
-        if value and start is not None and schemas.normalize_timestamp(value) == second(start):
-            self._skip_at = schemas.normalize_timestamp(value)
+        value = schemas.normalize_timestamp(value)
+        if value and start is not None and value == second(start):
+            self._skip_at = value
             self._skip_ids = frozenset(state.get("bookmark_ids", ()))
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:  # noqa: ARG002

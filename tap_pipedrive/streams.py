@@ -22,7 +22,7 @@ from __future__ import annotations
 import typing as t
 
 from tap_pipedrive import schemas
-from tap_pipedrive.client import PipedriveStream, second
+from tap_pipedrive.client import PipedriveStream, second, update_stamp
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -115,7 +115,7 @@ class NewestFirstV1Stream(FullTableV1Stream):
         start = self.get_starting_timestamp(context)
         floor = second(start) if start is not None else None
         for record in super().get_records(context):
-            if floor is not None and str(schemas.normalize_timestamp(record.get("update_time"))) < floor:
+            if floor is not None and str(update_stamp(record)) < floor:
                 break  # everything after this is older still
             yield record
         self._move_bookmark(context)

@@ -72,14 +72,18 @@ class _RedactSecrets(logging.Filter):
         """The secret values now in use (short strings are not worth masking)."""
         return [s for s in self._secrets() if isinstance(s, str) and len(s) >= 4]  # noqa: PLR2004
 
+    def redact(self, text: str, secrets: list[str] | None = None) -> str:
+        """``text`` with every secret replaced by ``***``."""
+        for secret in self.secrets if secrets is None else secrets:
+            text = text.replace(secret, "***")
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
         """Mask secrets in the message; drop an exception whose text holds one."""
         secrets = self.secrets
         text = record.getMessage()
         if any(s in text for s in secrets):
-            for secret in secrets:
-                text = text.replace(secret, "***")
-            record.msg, record.args = text, None
+            record.msg, record.args = self.redact(text, secrets), None
         if record.exc_info and record.exc_info[1] is not None:
             exc_text = str(record.exc_info[1])
             if any(s in exc_text for s in secrets):
@@ -287,9 +291,7 @@ class TapPipedrive(Tap):
 
     def redact(self, text: str) -> str:
         """``text`` with this connection's secrets replaced by ``***``."""
-        for secret in self._redactor.secrets:
-            text = text.replace(secret, "***")
-        return text
+        return self._redactor.redact(text)
 
     @functools.cached_property
     def settings(self) -> cfg.Settings:
