@@ -56,6 +56,7 @@ def main() -> int:
                 env=env,
                 text=True,
             )
+            assert proc.stdout is not None  # noqa: S101 - stdout=PIPE
             for line in proc.stdout:
                 if line.startswith('{"type":"RECORD"'):
                     records += 1

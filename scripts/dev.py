@@ -39,14 +39,16 @@ DEMO = ROOT / "demo"
 STAMP = ".dev-stamp"
 
 # target-duckdb 0.8.0, the latest release, loads each batch with `COPY table FROM 'file.csv'`
-# and no HEADER option, so DuckDB may sniff the first data row as a header and drop it: with
-# duckdb >= 1.3 for most tables, with older ones for tables whose columns are all text
-# (jwills/target-duckdb#58, merged upstream but unreleased; duckdb/duckdb#21653). dev.py applies
-# that upstream one-line fix (`header false`) to its own target-duckdb venv, then loads three
-# rows into a text-only table and checks all three landed. duckdb stays below 1.3 (the range
-# target-duckdb 0.8.0 was released against) where wheels exist, i.e. up to CPython 3.13.
+# and no HEADER option, so DuckDB may sniff the first data row as a header and drop it
+# (jwills/target-duckdb#58, fixed upstream but unreleased; duckdb/duckdb#21653): with duckdb
+# >= 1.3 for every table, with older ones for tables whose columns are all text. Two settings
+# avoid it without touching the package: duckdb stays below 1.3 (the range target-duckdb 0.8.0
+# was released against; wheels up to CPython 3.13), and `add_metadata_columns: true` gives
+# every table `_sdc_*` timestamp columns, so none is all text. dev.py loads three rows into a
+# text-only table with that config and checks all three landed.
 TARGET_DUCKDB = "target-duckdb==0.8.0"
 DUCKDB_PIN = "duckdb>=1.1,<1.3"
+TARGET_DUCKDB_CONFIG = {"add_metadata_columns": True}
 MELTANO = "meltano==4.4.1"
 
 FAKE_TOKEN = "demo-token"  # noqa: S105 - the API token the fake Pipedrive accepts
@@ -73,9 +75,9 @@ def exe(venv: Path, name: str) -> Path:
     return bin_dir(venv) / (f"{name}.exe" if os.name == "nt" else name)
 
 
-def run(cmd: list[str | Path], **kwargs: object) -> None:
+def run(cmd: list[str | Path], cwd: Path | None = None) -> None:
     """Run a command; exit with its code if it fails."""
-    result = subprocess.run([str(c) for c in cmd], check=False, **kwargs)  # noqa: S603
+    result = subprocess.run([str(c) for c in cmd], check=False, cwd=cwd)  # noqa: S603
     if result.returncode != 0:
         die(f"command failed (exit {result.returncode}): {' '.join(map(str, cmd))}")
 
@@ -85,11 +87,15 @@ def ensure_venv(
     packages: list[str],
     stamp_text: str,
     post_install: t.Callable[[Path], None] | None = None,
+    *,
+    recreate: bool = True,
 ) -> Path:
     """Create ``venv`` if needed and pip-install ``packages`` unless its stamp says it's done.
 
-    ``post_install(venv)`` runs after an install, before the stamp is written (so a failure
-    there means a full redo next time). Returns the venv's python.
+    With ``recreate``, a venv whose stamp differs is made anew (so nothing of an earlier
+    install lingers); otherwise the packages are installed over it. ``post_install(venv)``
+    runs after an install, before the stamp is written (so a failure there means a full redo
+    next time). Returns the venv's python.
     """
     python = exe(venv, "python")
     stamp = venv / STAMP
@@ -100,8 +106,8 @@ def ensure_venv(
     if python.exists() and stamp.exists() and stamp.read_text(encoding="utf-8").strip() == want:
         return python
     started = time.monotonic()
-    if not python.exists():
-        if venv.exists():  # a broken or half-made venv
+    if not python.exists() or recreate:
+        if venv.exists():  # a broken, half-made or outdated venv
             shutil.rmtree(venv)
         say(f"creating {venv.relative_to(ROOT)}")
         run([sys.executable, "-m", "venv", venv])
@@ -118,51 +124,30 @@ def ensure_venv(
 
 
 def ensure_project() -> Path:
-    """The project, editable, with its test extra, in ``.venv``."""
+    """The project, editable, with its test extra (pytest, ruff, mypy), in ``.venv``."""
     pyproject = (ROOT / "pyproject.toml").read_bytes()
-    return ensure_venv(VENV, ["-e", ".[test]"], hashlib.sha256(pyproject).hexdigest())
+    return ensure_venv(VENV, ["-e", ".[test]"], hashlib.sha256(pyproject).hexdigest(), recreate=False)
 
 
 def ensure_target_duckdb() -> Path:
-    """target-duckdb in its own venv, with the COPY header fix; returns its executable."""
+    """target-duckdb in its own venv, checked to land every row; returns its executable."""
+    if sys.version_info >= (3, 14):
+        die("target-duckdb 0.8.0 needs duckdb < 1.3, which has no wheels for Python 3.14: "
+            "run the demo with Python 3.10 to 3.13")
     venv = TOOLS / "target-duckdb"
-    packages = [TARGET_DUCKDB] if sys.version_info >= (3, 14) else [TARGET_DUCKDB, DUCKDB_PIN]
-
-    def fix_and_check(venv: Path) -> None:
-        _apply_copy_header_fix(exe(venv, "python"))
-        _check_target_duckdb(venv)
-
-    ensure_venv(venv, packages, "copy-header-fix-1", fix_and_check)
+    ensure_venv(venv, [TARGET_DUCKDB, DUCKDB_PIN], json.dumps(TARGET_DUCKDB_CONFIG), _check_target_duckdb)
     return exe(venv, "target-duckdb")
-
-
-def _apply_copy_header_fix(python: Path) -> None:
-    """Add ``header false`` to target-duckdb 0.8.0's COPY (the fix of jwills/target-duckdb#58)."""
-    out = subprocess.run(  # noqa: S603
-        [str(python), "-c", "import target_duckdb.db_sync as m; print(m.__file__)"],
-        check=True, capture_output=True, text=True,
-    )
-    path = Path(out.stdout.strip())
-    source = path.read_text(encoding="utf-8")
-    old = "WITH (new_line '\\\\r\\\\n')"
-    new = "WITH (new_line '\\\\r\\\\n', header false)"
-    if new in source:
-        return
-    if source.count(old) != 1:
-        die(f"cannot apply the COPY header fix: {old!r} not found once in {path}")
-    path.write_text(source.replace(old, new), encoding="utf-8")
-    say(f"applied the COPY header fix of jwills/target-duckdb#58 to {path}")
 
 
 _CHECK_TARGET = r"""
 import json, subprocess, sys, tempfile, os, duckdb
-target, = sys.argv[1:]
+target, extra = sys.argv[1:]
 with tempfile.TemporaryDirectory() as tmp:
     db = os.path.join(tmp, "check.duckdb")
     cfg = os.path.join(tmp, "config.json")
     with open(cfg, "w") as f:
-        json.dump({"filepath": db, "default_target_schema": "selfcheck"}, f)
-    # All-text columns: what makes duckdb >= 1.3 take the first CSV row for a header.
+        json.dump({"filepath": db, "default_target_schema": "selfcheck", **json.loads(extra)}, f)
+    # All-text columns: the case add_metadata_columns must cover.
     schema = {"type": "object", "properties": {"id": {"type": "string"},
               "name": {"type": ["string", "null"]}}}
     lines = [{"type": "SCHEMA", "stream": "s", "schema": schema, "key_properties": ["id"]}]
@@ -182,7 +167,8 @@ with tempfile.TemporaryDirectory() as tmp:
 def _check_target_duckdb(venv: Path) -> None:
     """Load 3 rows through the fresh target-duckdb and read them back; fail if any is lost."""
     result = subprocess.run(  # noqa: S603
-        [str(exe(venv, "python")), "-c", _CHECK_TARGET, str(exe(venv, "target-duckdb"))],
+        [str(exe(venv, "python")), "-c", _CHECK_TARGET, str(exe(venv, "target-duckdb")),
+         json.dumps(TARGET_DUCKDB_CONFIG)],
         check=False, capture_output=True, text=True,
     )
     if result.returncode != 0:
@@ -204,11 +190,11 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
-def fake_pipedrive(python: Path, size: str, log: Path):  # noqa: ANN201
+def fake_pipedrive(python: Path, size: str, log: Path) -> t.Iterator[str]:
     """Start the fake Pipedrive on a free port; yield its URL; stop it."""
     for _attempt in range(3):
         port = free_port()
@@ -238,7 +224,7 @@ def fake_pipedrive(python: Path, size: str, log: Path):  # noqa: ANN201
         say("fake Pipedrive stopped")
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -277,7 +263,8 @@ def count_rows(tool_python: Path, db: Path, schema: str) -> dict[str, int]:
         [str(tool_python), "-c", _COUNT_ROWS, str(db), schema],
         check=True, capture_output=True, text=True,
     )
-    return json.loads(out.stdout)
+    counts: dict[str, int] = json.loads(out.stdout)
+    return counts
 
 
 def demo(_args: list[str]) -> int:
@@ -294,7 +281,8 @@ def demo(_args: list[str]) -> int:
     tap_config = DEMO / "tap-config.json"
     target_config = DEMO / "target-duckdb-config.json"
     target_config.write_text(
-        json.dumps({"filepath": str(db), "default_target_schema": schema}, indent=2) + "\n",
+        json.dumps({"filepath": str(db), "default_target_schema": schema, **TARGET_DUCKDB_CONFIG},
+                   indent=2) + "\n",
         encoding="utf-8",
     )
     with fake_pipedrive(python, "demo", DEMO / "fake-pipedrive.log") as url:
@@ -318,7 +306,8 @@ def demo(_args: list[str]) -> int:
                 [str(target), "-c", str(target_config)],
                 cwd=DEMO, stdin=tap_proc.stdout, stdout=state, stderr=target_log,
             )
-            tap_proc.stdout.close()  # the target owns the pipe now
+            if tap_proc.stdout is not None:
+                tap_proc.stdout.close()  # the target owns the pipe now
             target_rc = target_proc.wait()
             tap_rc = tap_proc.wait()
         elapsed = time.monotonic() - started
@@ -349,9 +338,20 @@ def demo(_args: list[str]) -> int:
 # --------------------------------------------------------------------------- test
 
 
+#: The checks before the tests: lint and types (their settings are in pyproject.toml).
+CHECKS = (("ruff", ["-m", "ruff", "check", "."]), ("mypy", ["-m", "mypy"]))
+
+
 def test(pytest_args: list[str]) -> int:
-    """Run pytest from .venv with the tools' paths in TAP_PIPEDRIVE_TARGET_DUCKDB/_MELTANO."""
+    """Lint, type-check, then run pytest (tool paths in TAP_PIPEDRIVE_TARGET_DUCKDB/_MELTANO)."""
     python = ensure_project()
+    for name, args in CHECKS:
+        started = time.monotonic()
+        rc = subprocess.run([str(python), *args], cwd=ROOT, check=False).returncode  # noqa: S603
+        if rc != 0:
+            say(f"{name} found problems (exit {rc})")
+            return rc
+        say(f"{name}: clean ({time.monotonic() - started:.0f} s)")
     env = dict(os.environ)
     env["TAP_PIPEDRIVE_TARGET_DUCKDB"] = str(ensure_target_duckdb())
     env["TAP_PIPEDRIVE_MELTANO"] = str(ensure_meltano())

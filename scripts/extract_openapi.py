@@ -2,7 +2,9 @@
 
 The tap (stream schemas, token costs) and the fake Pipedrive used by the tests (field names and
 types, parameters, token costs) both read ``tap_pipedrive/openapi.json``, so neither carries
-hand-typed copies of the API that could drift. Re-run after updating the specs:
+hand-typed copies of the API that could drift. The endpoints are the ones the tap's stream
+registry names (``tap_pipedrive/streams/registry.py``). Re-run after updating the specs or the
+registry:
 
     python scripts/extract_openapi.py [--specs ../shared/pipedrive-api] [--check]
 
@@ -14,52 +16,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import typing as t
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 OUT = ROOT / "tap_pipedrive" / "openapi.json"
 
-# (version, path) of every GET operation the tap reads.
-ENDPOINTS: list[tuple[str, str]] = [
-    ("v2", "/deals"),
-    ("v2", "/deals/archived"),
-    ("v2", "/persons"),
-    ("v2", "/organizations"),
-    ("v2", "/activities"),
-    ("v2", "/products"),
-    ("v2", "/pipelines"),
-    ("v2", "/stages"),
-    ("v2", "/deals/products"),
-    ("v2", "/dealFields"),
-    ("v2", "/personFields"),
-    ("v2", "/organizationFields"),
-    ("v2", "/productFields"),
-    ("v2", "/activityFields"),
-    ("v1", "/notes"),
-    ("v1", "/leads"),
-    ("v1", "/leads/archived"),
-    ("v1", "/users"),
-    ("v1", "/users/me"),
-    ("v1", "/leadLabels"),
-    ("v1", "/filters"),
-    ("v1", "/activityTypes"),
-    ("v1", "/currencies"),
-    ("v1", "/files"),
-    ("v1", "/callLogs"),
-    ("v1", "/noteFields"),
-    ("v1", "/leadFields"),
-]
+from tap_pipedrive.streams import endpoints as registry_endpoints  # noqa: E402 - the tap's own registry, after sys.path
 
 SPEC_FILES = {"v1": "openapi-v1.yaml", "v2": "openapi-v2.yaml"}
+Schema = dict[str, t.Any]
 
 
-def merge_object(schemas: list[dict]) -> dict:
+def merge_object(schemas: list[Schema]) -> Schema:
     """Merge the parts of an ``allOf`` into one object schema."""
-    props: dict = {}
+    props: Schema = {}
     required: list[str] = []
-    other: dict = {}
+    other: Schema = {}
     for part in schemas:
         flat = flatten(part)
         if flat.get("type") not in (None, "object") and not flat.get("properties"):
@@ -69,13 +45,13 @@ def merge_object(schemas: list[dict]) -> dict:
         required += [r for r in flat.get("required", []) if r not in required]
     if not props and other:
         return other
-    out: dict = {"type": "object", "properties": props}
+    out: Schema = {"type": "object", "properties": props}
     if required:
         out["required"] = required
     return out
 
 
-def flatten(schema: dict) -> dict:  # noqa: C901
+def flatten(schema: Schema) -> Schema:  # noqa: C901
     """Turn an OpenAPI 3.0 schema into a plain JSON schema (allOf merged, nullable kept)."""
     if not isinstance(schema, dict):
         return {}
@@ -90,7 +66,7 @@ def flatten(schema: dict) -> dict:  # noqa: C901
             objects = [o for o in options if o.get("type") == "object"]
             if objects and len(objects) == len(options):
                 return merge_object(schema[key])
-            out = {key: options}
+            out: Schema = {key: options}
             if schema.get("nullable"):
                 out["nullable"] = True
             return out
@@ -111,19 +87,19 @@ def flatten(schema: dict) -> dict:  # noqa: C901
     return out
 
 
-def extract(specs_dir: Path) -> dict:
+def extract(specs_dir: Path) -> Schema:
     """Build the extract from the spec files in ``specs_dir``."""
     specs = {
-        v: yaml.load((specs_dir / f).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        v: yaml.load((specs_dir / f).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
         for v, f in SPEC_FILES.items()
     }
-    endpoints: dict = {}
-    for version, path in ENDPOINTS:
+    endpoints: Schema = {}
+    for version, path in registry_endpoints():
         op = specs[version]["paths"][path]["get"]
         body = flatten(op["responses"]["200"]["content"]["application/json"]["schema"])
         data = body.get("properties", {}).get("data", {})
         item = data.get("items", data) if data.get("type") == "array" else data
-        params = {}
+        params: Schema = {}
         for p in op.get("parameters", []):
             s = p.get("schema", {})
             params[p["name"]] = {

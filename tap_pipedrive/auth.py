@@ -27,12 +27,16 @@ from urllib.parse import urlparse
 
 import requests
 from singer_sdk.authenticators import OAuthAuthenticator
+from typing_extensions import override
 
-from tap_pipedrive.errors import AuthError, ConnectError, one_line
-from tap_pipedrive.settings import OAUTH
+from tap_pipedrive.config_checks import url_problem
+from tap_pipedrive.errors import AuthError, ConfigError, ConnectError, one_line
+from tap_pipedrive.settings import AuthScheme
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
+
+    from tap_pipedrive.settings import Settings
 
 #: Refresh this long before the access token's announced expiry, so that a token never
 #: expires between the check and the request (or during a slow page).
@@ -80,13 +84,27 @@ class RefreshTokenStore:
         self.expected = refresh_token  # only once the file holds it
 
 
+def token_store_for(settings: Settings, config_paths: Sequence[str]) -> tuple[RefreshTokenStore | None, str]:
+    """Where a rotated refresh token can be written back, or why it cannot be."""
+    if not settings.oauth_write_back:
+        return None, "oauth_write_back is false"
+    if "ENV" in config_paths:
+        return None, "the config came (partly) from environment variables"
+    if len(config_paths) != 1:
+        return None, "the config did not come from a single JSON file"
+    path = Path(config_paths[0])
+    if ".meltano" in path.parts:
+        return None, "the config came from Meltano"
+    return RefreshTokenStore(path, expected=settings.refresh_token), ""
+
+
 class PipedriveAuthenticator(OAuthAuthenticator):
     """Authenticates requests with an API token (``Basic``) or OAuth (``OAuth``)."""
 
     def __init__(
         self,
         *,
-        auth_scheme: str,
+        auth_scheme: AuthScheme,
         api_token: str | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
@@ -109,7 +127,7 @@ class PipedriveAuthenticator(OAuthAuthenticator):
             client_secret=client_secret,
             oauth_headers=oauth_headers,
         )
-        self.auth_scheme = auth_scheme
+        self.auth_scheme = AuthScheme(auth_scheme)
         self._api_token = api_token
         self.refresh_token = refresh_token
         self.api_domain: str | None = None
@@ -124,13 +142,15 @@ class PipedriveAuthenticator(OAuthAuthenticator):
     @property
     def is_oauth(self) -> bool:
         """Whether this connection uses OAuth."""
-        return self.auth_scheme == OAUTH
+        return self.auth_scheme is AuthScheme.OAUTH
 
     @property
-    def oauth_request_body(self) -> dict:
+    @override
+    def oauth_request_body(self) -> dict[str, t.Any]:
         """The refresh-token grant, as Pipedrive's token endpoint wants it."""
         return {"grant_type": "refresh_token", "refresh_token": self.refresh_token}
 
+    @override
     def is_token_valid(self) -> bool:
         """Whether the access token is still good for at least the safety margin."""
         if self.access_token is None or self.last_refreshed is None:
@@ -139,6 +159,21 @@ class PipedriveAuthenticator(OAuthAuthenticator):
             return True
         age = (self._clock() - self.last_refreshed).total_seconds()
         return age < self.expires_in - min(EXPIRY_MARGIN_SECONDS, self.expires_in / 2)
+
+    def api_base(self, default: str) -> str:
+        """The API base URL of this connection: OAuth's ``api_domain``, else ``default``.
+
+        With OAuth this gets an access token first: the token response names the host.
+        """
+        if not self.is_oauth:
+            return default
+        self.ensure_token()
+        if not self.api_domain:
+            return default
+        if problem := url_problem(self.api_domain):
+            msg = f"the api_domain Pipedrive's OAuth server returned {problem}"
+            raise ConfigError(msg)
+        return self.api_domain
 
     def ensure_token(self) -> None:
         """Refresh the access token now if it is missing or about to expire."""
@@ -155,6 +190,7 @@ class PipedriveAuthenticator(OAuthAuthenticator):
             if used_token is None or used_token == self.access_token:
                 self.last_refreshed = None
 
+    @override
     def authenticate_request(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         """Add the scheme's credentials to ``request`` (headers only, never the URL)."""
         if not self.is_oauth:
@@ -164,6 +200,7 @@ class PipedriveAuthenticator(OAuthAuthenticator):
         request.headers["Authorization"] = f"Bearer {self.access_token}"
         return request
 
+    @override
     def update_access_token(self) -> None:
         """Exchange the refresh token for an access token (and maybe a new refresh token)."""
         host = urlparse(self.auth_endpoint).hostname or self.auth_endpoint

@@ -17,25 +17,26 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import re
-from datetime import datetime, timedelta, timezone
+import typing as t
 from pathlib import Path
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
+
+Schema = dict[str, t.Any]
 
 _TIMESTAMP_NAMES = {"created", "modified", "last_login"}
 _NOT_TIMESTAMPS = {"due_time"}  # an "HH:MM" time of day, not a point in time
 
 
 @functools.cache
-def openapi() -> dict:
+def openapi() -> Schema:
     """The extract of Pipedrive's OpenAPI specs."""
-    return json.loads(OPENAPI_FILE.read_text(encoding="utf-8"))
+    return t.cast("Schema", json.loads(OPENAPI_FILE.read_text(encoding="utf-8")))
 
 
-def endpoint(version: str, path: str) -> dict:
+def endpoint(version: str, path: str) -> Schema:
     """One endpoint's entry in the extract."""
-    return openapi()["endpoints"][f"{version} {path}"]
+    return t.cast("Schema", openapi()["endpoints"][f"{version} {path}"])
 
 
 def token_cost(version: str, path: str) -> int:
@@ -46,14 +47,14 @@ def token_cost(version: str, path: str) -> int:
     return int(entry["token_cost"])
 
 
-def is_timestamp(name: str, spec: dict) -> bool:
+def is_timestamp(name: str, spec: Schema) -> bool:
     """Whether a top-level field holds a point in time."""
     if spec.get("type") != "string" or name in _NOT_TIMESTAMPS:
         return False
     return spec.get("format") == "date-time" or name.endswith("_time") or name in _TIMESTAMP_NAMES
 
 
-def _nullable(schema: dict) -> dict:
+def _nullable(schema: Schema) -> Schema:
     kind = schema.get("type")
     if kind is None:
         if "anyOf" in schema and {"type": "null"} not in schema["anyOf"]:
@@ -65,9 +66,9 @@ def _nullable(schema: dict) -> dict:
     return schema
 
 
-def to_json_schema(spec: dict, name: str = "") -> dict:  # noqa: C901
+def to_json_schema(spec: Schema, name: str = "") -> Schema:  # noqa: C901
     """Convert one (flattened OpenAPI 3.0) property schema into a nullable JSON schema."""
-    out: dict = {}
+    out: Schema = {}
     if spec.get("description"):
         out["description"] = spec["description"]
     options = spec.get("oneOf") or spec.get("anyOf")
@@ -97,7 +98,7 @@ def to_json_schema(spec: dict, name: str = "") -> dict:  # noqa: C901
     return _nullable(out)
 
 
-def include_field_schema(name: str) -> dict:
+def include_field_schema(name: str) -> Schema:
     """The schema of a field that Pipedrive returns only on request (``include_fields``)."""
     if name.endswith("_count") or name in {"next_activity_id", "last_activity_id"}:
         return {"type": ["integer", "null"]}
@@ -112,8 +113,8 @@ def stream_schema(
     *,
     primary_keys: tuple[str, ...] = ("id",),
     include_fields: tuple[str, ...] = (),
-    extra: dict | None = None,
-) -> dict:
+    extra: Schema | None = None,
+) -> Schema:
     """The JSON schema of a stream reading ``GET /api/{version}{path}``."""
     item = endpoint(version, path)["item"]
     schema = to_json_schema(item)
@@ -129,43 +130,8 @@ def stream_schema(
     return schema
 
 
-def timestamp_fields(schema: dict) -> tuple[str, ...]:
+def timestamp_fields(schema: Schema) -> tuple[str, ...]:
     """The top-level fields of ``schema`` that hold a date-time."""
     return tuple(
         name for name, spec in schema.get("properties", {}).items() if spec.get("format") == "date-time"
     )
-
-
-_TS = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?)?"
-    r"\s*(Z|z|[+-]\d{2}:?\d{2})?$"
-)
-
-
-def normalize_timestamp(value: object) -> object:
-    """Return an RFC 3339 UTC timestamp (``2025-01-31T10:20:00Z``) at second resolution.
-
-    Pipedrive v1 sends ``YYYY-MM-DD HH:MM:SS`` (UTC), v2 sends RFC 3339, some endpoints add
-    milliseconds. Values that are not timestamps are returned unchanged.
-    """
-    if not isinstance(value, str):
-        return value
-    match = _TS.match(value.strip())
-    if not match:
-        return value
-    year, month, day, hour, minute, second, offset = match.groups()
-    if offset in (None, "Z", "z", "+00:00", "+0000", "-00:00"):
-        return f"{year}-{month}-{day}T{hour or '00'}:{minute or '00'}:{second or '00'}Z"
-    moment = datetime(
-        int(year),
-        int(month),
-        int(day),
-        int(hour or 0),
-        int(minute or 0),
-        int(second or 0),
-        tzinfo=timezone.utc,
-    )
-    sign = 1 if offset[0] == "+" else -1
-    digits = offset[1:].replace(":", "")
-    moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,26 +1,197 @@
-"""Checking and normalising the connection's settings, with messages that name the field.
+"""The connection's settings: the config schema (each default once), and typed values.
 
-jsonschema alone would do the type checks, but its messages print the failing value (a
-secret, for ``api_token``) and say nothing of the auth scheme; these checks come first.
+:class:`Settings` reads a config that ``config_checks.config_errors`` accepted; the schema's
+defaults fill what the config leaves out.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import enum
 import re
-from dataclasses import dataclass
-from datetime import datetime
-from urllib.parse import urlparse
+import typing as t
+from dataclasses import dataclass, field
 
-BASIC = "Basic"
-OAUTH = "OAuth"
-AUTH_SCHEMES = (BASIC, OAUTH)
-SCHEME_FIELDS = {
-    BASIC: ("api_token",),
-    OAUTH: ("client_id", "client_secret", "refresh_token"),
+from singer_sdk import typing as th
+
+from tap_pipedrive import __version__
+
+
+class AuthScheme(str, enum.Enum):
+    """How a connection authenticates."""
+
+    BASIC = "Basic"
+    OAUTH = "OAuth"
+
+
+class CustomFieldsMode(str, enum.Enum):
+    """How custom fields arrive."""
+
+    NAMED = "named"
+    RAW = "raw"
+
+
+#: The settings each scheme requires.
+SCHEME_FIELDS: dict[AuthScheme, tuple[str, ...]] = {
+    AuthScheme.BASIC: ("api_token",),
+    AuthScheme.OAUTH: ("client_id", "client_secret", "refresh_token"),
 }
 SECRET_FIELDS = ("api_token", "client_secret", "refresh_token")
 DEFAULT_TOKEN_URL = "https://oauth.pipedrive.com/oauth/token"  # noqa: S105 - a URL, not a secret
+DEFAULT_USER_AGENT = f"tap-pipedrive/{__version__}"
+
+
+def _scheme_rule() -> dict[str, t.Any]:
+    """The per-scheme requirements, as JSON Schema (for ``--about`` and Meltano Hub)."""
+    return {
+        "if": {
+            "properties": {"auth_scheme": {"const": AuthScheme.OAUTH.value}},
+            "required": ["auth_scheme"],
+        },
+        "then": {"required": list(SCHEME_FIELDS[AuthScheme.OAUTH])},
+        "else": {"required": list(SCHEME_FIELDS[AuthScheme.BASIC])},
+    }
+
+
+CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
+    th.Property(
+        "connection_name",
+        th.StringType,
+        title="Connection name",
+        description="Label of this connection in logs and in the connection-test reason "
+        "line. Default: the company domain.",
+    ),
+    th.Property(
+        "auth_scheme",
+        th.StringType,
+        title="Auth scheme",
+        allowed_values=[s.value for s in AuthScheme],
+        default=AuthScheme.BASIC.value,
+        description="`Basic`: company domain + API token. `OAuth`: company domain + "
+        "client id + client secret + refresh token.",
+    ),
+    th.Property(
+        "company_domain",
+        th.StringType,
+        required=True,
+        title="Company domain",
+        description="Your Pipedrive subdomain: `acme` for acme.pipedrive.com "
+        "(`acme.pipedrive.com` and `https://acme.pipedrive.com/` are accepted too).",
+        examples=["acme"],
+    ),
+    th.Property(
+        "api_token",
+        th.StringType,
+        secret=True,
+        title="API token",
+        description="Your personal API token (Basic). Required when auth_scheme is Basic.",
+    ),
+    th.Property(
+        "client_id",
+        th.StringType,
+        title="OAuth client id",
+        description="The OAuth app's client id. Required when auth_scheme is OAuth.",
+    ),
+    th.Property(
+        "client_secret",
+        th.StringType,
+        secret=True,
+        title="OAuth client secret",
+        description="The OAuth app's client secret. Required when auth_scheme is OAuth.",
+    ),
+    th.Property(
+        "refresh_token",
+        th.StringType,
+        secret=True,
+        title="OAuth refresh token",
+        description="The OAuth refresh token. Required when auth_scheme is OAuth. If "
+        "Pipedrive rotates it, the tap writes the new one back into the config file it "
+        "was given (see oauth_write_back).",
+    ),
+    th.Property(
+        "oauth_write_back",
+        th.BooleanType,
+        default=True,
+        title="Write back rotated refresh tokens",
+        description="When Pipedrive returns a new refresh token, write it back into the "
+        "single JSON config file passed with --config (atomically, other keys kept).",
+    ),
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        title="Start date",
+        description="The earliest update_time to extract. Default: all history.",
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        title="API base URL",
+        description="Override of the API base, for proxies and tests. Default "
+        "`https://{company_domain}.pipedrive.com` (with OAuth, the api_domain the token "
+        "endpoint returns). Must be https unless the host is loopback.",
+    ),
+    th.Property(
+        "oauth_token_url",
+        th.StringType,
+        default=DEFAULT_TOKEN_URL,
+        title="OAuth token URL",
+        description="Pipedrive's OAuth token endpoint. Must be https unless the host is loopback.",
+    ),
+    th.Property(
+        "request_timeout",
+        th.NumberType(minimum=1),
+        default=300,
+        title="Request timeout",
+        description="Seconds to wait for each HTTP request.",
+    ),
+    th.Property(
+        "max_retries",
+        th.IntegerType(minimum=0, maximum=20),
+        default=5,
+        title="Max retries",
+        description="How often a request that failed transiently (5xx, timeout, cut "
+        "connection, broken body) is retried, with exponential backoff and jitter.",
+    ),
+    th.Property(
+        "retry_initial_delay",
+        th.NumberType(minimum=0),
+        default=1.0,
+        title="Initial retry delay",
+        description="Seconds before the first retry; the delay doubles each retry "
+        "(capped at 60 s) with full jitter.",
+    ),
+    th.Property(
+        "max_tokens_per_run",
+        th.IntegerType(minimum=1),
+        title="Max API tokens per run",
+        description="Stop cleanly (exit code 3, resumable) before this run would spend "
+        "more of the company's daily API token budget than this.",
+    ),
+    th.Property(
+        "custom_fields_mode",
+        th.StringType,
+        allowed_values=[m.value for m in CustomFieldsMode],
+        default=CustomFieldsMode.NAMED.value,
+        title="Custom fields mode",
+        description="`named`: each custom field is a typed column named after the field "
+        "(`Deal source` → `deal_source`), option fields carry labels and ids. `raw`: "
+        "Pipedrive's form (hash keys, option ids), for joins on the *_fields streams.",
+    ),
+    th.Property(
+        "custom_field_names",
+        th.ObjectType(additional_properties=th.StringType),
+        title="Custom field column names",
+        description="Pins column names: an object of Pipedrive field code → column name, "
+        'e.g. `{"dcf558aac1ae4e8c4f849ba5e668430d8df9be12": "deal_source"}`. A pinned '
+        "column keeps its name when the field is renamed in Pipedrive.",
+    ),
+    th.Property(
+        "user_agent",
+        th.StringType,
+        title="User agent",
+        description=f"HTTP User-Agent. Default `{DEFAULT_USER_AGENT}`.",
+    ),
+).to_dict()
+CONFIG_SCHEMA["allOf"] = [_scheme_rule()]
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -39,130 +210,68 @@ def normalize_domain(value: str) -> str | None:
     return text if _LABEL.match(text) else None
 
 
-def is_loopback(host: str | None) -> bool:
-    """Whether ``host`` is this machine (localhost, 127.0.0.0/8, ::1)."""
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def url_problem(value: str) -> str | None:
-    """Why ``value`` is not an acceptable base URL (https, or http to loopback), or None."""
-    parsed = urlparse(value.strip())
-    if parsed.scheme not in ("https", "http") or not parsed.hostname:
-        return "must be an absolute http(s) URL"
-    if parsed.username or parsed.password or parsed.query or parsed.fragment:
-        return "must not carry credentials, a query or a fragment"
-    if parsed.scheme != "https" and not is_loopback(parsed.hostname):
-        return "must use https unless the host is loopback"
-    return None
-
-
-def parse_start_date(value: str) -> datetime | None:
-    """Parse an ISO 8601 date or date-time, or return None."""
-    try:
-        return datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-
-
-#: Number settings: environment variables give them as strings, which the SDK leaves as is.
-NUMBER_FIELDS = ("request_timeout", "retry_initial_delay")
-
-
-def coerce_numbers(config: dict) -> None:
-    """Turn number settings given as strings (``TAP_PIPEDRIVE_REQUEST_TIMEOUT=30``) into numbers."""
-    for name in NUMBER_FIELDS:
-        value = config.get(name)
-        if isinstance(value, str):
-            try:
-                config[name] = float(value)
-            except ValueError:
-                continue  # the schema check reports it
-
-
-def config_errors(config: dict) -> list[str]:  # noqa: C901
-    """Every problem with ``config``, one message each, naming the field (never its value)."""
-    string_fields = (
-        "connection_name",
-        "company_domain",
-        "api_token",
-        "client_id",
-        "client_secret",
-        "refresh_token",
-        "start_date",
-        "api_url",
-        "oauth_token_url",
-        "user_agent",
-    )
-    errors = [
-        f"config: '{name}' must be a string"
-        for name in string_fields
-        if config.get(name) is not None and not isinstance(config[name], str)
-    ]
-    scheme = config.get("auth_scheme", BASIC)
-    if scheme is None:
-        scheme = BASIC
-    if scheme not in AUTH_SCHEMES:
-        errors.append(f"config: 'auth_scheme' must be one of Basic, OAuth (got {str(scheme)[:20]!r})")
-    else:
-        errors.extend(
-            f"config: '{name}' is required when auth_scheme is {scheme}"
-            for name in SCHEME_FIELDS[scheme]
-            if not config.get(name)
-        )
-    domain = config.get("company_domain")
-    if not domain:
-        errors.append("config: 'company_domain' is required (e.g. 'acme' for acme.pipedrive.com)")
-    elif isinstance(domain, str) and normalize_domain(domain) is None:
-        errors.append(
-            "config: 'company_domain' must be your Pipedrive subdomain, e.g. 'acme' or "
-            f"'acme.pipedrive.com' (got {domain[:60]!r})"
-        )
-    for name in ("api_url", "oauth_token_url"):
-        value = config.get(name)
-        if isinstance(value, str) and (problem := url_problem(value)):
-            errors.append(f"config: '{name}' {problem}")
-    pins = config.get("custom_field_names")
-    if pins is not None:
-        if not isinstance(pins, dict) or not all(isinstance(v, str) and v for v in pins.values()):
-            errors.append("config: 'custom_field_names' must map field codes to column names")
-        elif len(set(pins.values())) != len(pins):
-            errors.append("config: 'custom_field_names' gives two fields the same column name")
-    start = config.get("start_date")
-    if isinstance(start, str) and parse_start_date(start) is None:
-        errors.append("config: 'start_date' must be an ISO 8601 date-time, e.g. 2024-01-01T00:00:00Z")
-    return errors
-
-
 @dataclass(frozen=True)
 class Settings:
-    """The connection's settings, normalised."""
+    """The connection's settings, normalised and typed (built from a checked config)."""
 
     connection_name: str
-    auth_scheme: str
+    auth_scheme: AuthScheme
     company_domain: str
     api_url: str | None
     oauth_token_url: str
+    oauth_write_back: bool
+    request_timeout: float
+    max_retries: int
+    retry_initial_delay: float
+    max_tokens_per_run: int | None
+    custom_fields_mode: CustomFieldsMode
+    custom_field_names: t.Mapping[str, str]
+    user_agent: str
+    api_token: str | None = field(default=None, repr=False)
+    client_id: str | None = field(default=None, repr=False)
+    client_secret: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_config(cls, config: dict) -> Settings:
-        """Normalise a config that :func:`config_errors` accepted."""
-        domain = normalize_domain(config["company_domain"]) or ""
+    def from_config(cls, config: t.Mapping[str, t.Any]) -> Settings:
+        """Normalise a config that :func:`config_errors` accepted (defaults filled in)."""
+        domain = normalize_domain(config["company_domain"]) or ""  # checked: never empty
+        defaults = {name: spec.get("default") for name, spec in CONFIG_SCHEMA["properties"].items()}
+
+        def get(name: str) -> t.Any:  # noqa: ANN401 - one setting, whatever its type
+            value = config.get(name)
+            return defaults[name] if value is None else value
+
         return cls(
             connection_name=(config.get("connection_name") or "").strip() or domain,
-            auth_scheme=config.get("auth_scheme") or BASIC,
+            auth_scheme=AuthScheme(get("auth_scheme")),
             company_domain=domain,
             api_url=config["api_url"].strip().rstrip("/") if config.get("api_url") else None,
-            oauth_token_url=(config.get("oauth_token_url") or DEFAULT_TOKEN_URL).strip(),
+            oauth_token_url=str(get("oauth_token_url")).strip(),
+            oauth_write_back=bool(get("oauth_write_back")),
+            request_timeout=float(get("request_timeout")),
+            max_retries=int(get("max_retries")),
+            retry_initial_delay=float(get("retry_initial_delay")),
+            max_tokens_per_run=get("max_tokens_per_run"),
+            custom_fields_mode=CustomFieldsMode(get("custom_fields_mode")),
+            custom_field_names=dict(get("custom_field_names") or {}),
+            user_agent=config.get("user_agent") or DEFAULT_USER_AGENT,
+            api_token=config.get("api_token"),
+            client_id=config.get("client_id"),
+            client_secret=config.get("client_secret"),
+            refresh_token=config.get("refresh_token"),
         )
+
+    @property
+    def is_oauth(self) -> bool:
+        """Whether this connection uses OAuth."""
+        return self.auth_scheme is AuthScheme.OAUTH
 
     @property
     def default_api_url(self) -> str:
         """``https://{company_domain}.pipedrive.com``."""
         return f"https://{self.company_domain}.pipedrive.com"
+
+    def secrets(self) -> list[str]:
+        """The secret values of this connection's config."""
+        return [s for s in (self.api_token, self.client_secret, self.refresh_token) if s]

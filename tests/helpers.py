@@ -101,7 +101,9 @@ def run_tap(
     cmd += list(args)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_PIPEDRIVE_")}
     full_env.update(env or {})
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=tmp_path, check=False)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=tmp_path, check=False
+    )
     run = Run(proc.returncode, proc.stdout, proc.stderr)
     if "--discover" not in args and "--about" not in args:
         for line in proc.stdout.splitlines():
@@ -112,6 +114,63 @@ def run_tap(
         if state is not None:
             assert_no_secret(json.dumps(run.final_state))
     return run
+
+
+@dataclass
+class Pipeline:
+    """One finished ``tap-pipedrive | target`` pipeline."""
+
+    tap_returncode: int
+    target_returncode: int
+    tap_log: str
+    target_log: str
+
+    def assert_ok(self) -> None:
+        """Both ends exited 0 (else show the end of the log of the one that did not)."""
+        assert self.tap_returncode == 0, self.tap_log[-5000:]
+        assert self.target_returncode == 0, self.target_log[-5000:]
+
+
+def target_config(name: str, **overrides) -> dict:
+    """A loader's ``config`` from the project's meltano.yml, with ``overrides``.
+
+    Tests load with the configuration users get (target-duckdb needs its
+    ``add_metadata_columns`` to land every row: see meltano.yml).
+    """
+    import yaml  # noqa: PLC0415 - only the pipeline tests need it
+
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    (loader,) = [p for p in project["plugins"]["loaders"] if p["name"] == name]
+    return {**loader.get("config", {}), **overrides}
+
+
+def run_pipeline(
+    tap_args: list[str],
+    target: str | Path,
+    target_settings: dict,
+    tmp_path: Path,
+    *,
+    timeout: float = 600,
+) -> Pipeline:
+    """Run ``tap-pipedrive TAP_ARGS | TARGET -c <target_settings>`` as a user's shell would."""
+    target_file = tmp_path / "target-config.json"
+    target_file.write_text(json.dumps(target_settings))
+    tap_log, target_log = tmp_path / "tap.log", tmp_path / "target.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_PIPEDRIVE_")}
+    with tap_log.open("w") as tap_err, target_log.open("w") as target_err:
+        tap = subprocess.Popen(
+            [sys.executable, "-m", "tap_pipedrive", *tap_args],
+            stdout=subprocess.PIPE, stderr=tap_err, stdin=subprocess.DEVNULL, cwd=tmp_path, env=env,
+        )
+        loader = subprocess.Popen(
+            [str(target), "-c", str(target_file)],
+            stdin=tap.stdout, stdout=subprocess.DEVNULL, stderr=target_err, cwd=tmp_path,
+        )
+        assert tap.stdout is not None
+        tap.stdout.close()  # the target owns the pipe now
+        target_rc = loader.wait(timeout=timeout)
+        tap_rc = tap.wait(timeout=60)
+    return Pipeline(tap_rc, target_rc, tap_log.read_text(), target_log.read_text())
 
 
 def catalog_selecting(catalog: dict, streams: set[str]) -> dict:

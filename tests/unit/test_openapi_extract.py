@@ -13,7 +13,9 @@ from tests.helpers import ROOT
 SPECS = ROOT.parent / "shared" / "pipedrive-api"
 
 
-@pytest.mark.skipif(not SPECS.is_dir(), reason="the specs folder ../shared/pipedrive-api is not beside the repo")
+@pytest.mark.skipif(
+    not SPECS.is_dir(), reason="the specs folder ../shared/pipedrive-api is not beside the repo"
+)
 def test_extract_matches_the_specs():
     check = subprocess.run(
         [sys.executable, "scripts/extract_openapi.py", "--specs", str(SPECS), "--check"],

@@ -59,4 +59,5 @@ def test_redirect_to_another_host_is_not_followed(servers, tmp_path, mode):
     assert "redirected to 127.0.0.1:" in run.stderr
     assert "not following it with credentials" in run.stderr
     assert other.seen == []  # the credentials never went to the other host
-    assert redirecting.seen and all(h.get("x-api-token") == CANARY_API_TOKEN for h in redirecting.seen)
+    assert redirecting.seen
+    assert all(h.get("x-api-token") == CANARY_API_TOKEN for h in redirecting.seen)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_pipeline, target_config
+
 TARGET_DUCKDB = os.environ.get("TAP_PIPEDRIVE_TARGET_DUCKDB")
-TAP = Path(sys.executable).with_name("tap-pipedrive")
 SCHEMA = "pipedrive"
 STREAMS = ("deals", "persons", "users")
 
@@ -41,32 +41,15 @@ def test_tap_into_target_duckdb_lands_every_row_of_a_small_account(tmp_path: Pat
     from tests.fake_pipedrive import FakePipedrive  # noqa: PLC0415 - may not exist when skipped
 
     db = tmp_path / "pipedrive.duckdb"
-    target_config = tmp_path / "target.json"
-    target_config.write_text(json.dumps({"filepath": str(db), "default_target_schema": SCHEMA}))
-    tap_config = tmp_path / "tap.json"
-    tap_log, target_log = tmp_path / "tap.log", tmp_path / "target.log"
-
+    settings = target_config("target-duckdb", filepath=str(db), default_target_schema=SCHEMA)
     with FakePipedrive(size="small") as server:
+        tap_config = tmp_path / "tap.json"
         tap_config.write_text(json.dumps(
             {"company_domain": "demo", "api_token": "demo-token", "api_url": server.url}
         ))
-        with tap_log.open("w") as tap_err, target_log.open("w") as target_err:
-            tap = subprocess.Popen(
-                [TAP, "--config", tap_config], stdout=subprocess.PIPE, stderr=tap_err,
-                stdin=subprocess.DEVNULL,
-            )
-            target = subprocess.Popen(
-                [TARGET_DUCKDB, "-c", target_config], stdin=tap.stdout,
-                stdout=subprocess.DEVNULL, stderr=target_err, cwd=tmp_path,
-            )
-            assert tap.stdout is not None
-            tap.stdout.close()
-            target_rc = target.wait(timeout=600)
-            tap_rc = tap.wait(timeout=60)
+        run_pipeline(["--config", str(tap_config)], TARGET_DUCKDB, settings, tmp_path).assert_ok()
         expected = {stream: sorted(server.account.ids(stream)) for stream in STREAMS}
 
-    assert tap_rc == 0, tap_log.read_text()[-5000:]
-    assert target_rc == 0, target_log.read_text()[-5000:]
     read = subprocess.run(
         [Path(TARGET_DUCKDB).with_name("python"), "-c", COUNT_ROWS, db, SCHEMA, *STREAMS],
         check=False, capture_output=True, text=True,

@@ -116,17 +116,6 @@ class RateLimiter:
 
 
 @dataclass
-class StreamStats:
-    """What one stream cost."""
-
-    records: int = 0
-    requests: int = 0
-    tokens: int = 0
-    retries: int = 0
-    seconds: float = 0.0
-
-
-@dataclass
 class TokenBudget:
     """Counts the tokens a run spends and enforces ``max_tokens_per_run``."""
 

@@ -28,27 +28,59 @@ def _without(config: dict, key: str) -> dict:
 
 
 CASES = [
-    pytest.param(_without(BASIC, "api_token"), "'api_token' is required when auth_scheme is Basic", id="basic-no-token"),
+    pytest.param(
+        _without(BASIC, "api_token"), "'api_token' is required when auth_scheme is Basic", id="basic-no-token"
+    ),
     pytest.param(_without(BASIC, "company_domain"), "'company_domain' is required", id="no-domain"),
-    pytest.param(_without(OAUTH, "client_id"), "'client_id' is required when auth_scheme is OAuth", id="oauth-no-client-id"),
-    pytest.param(_without(OAUTH, "client_secret"), "'client_secret' is required when auth_scheme is OAuth", id="oauth-no-secret"),
-    pytest.param(_without(OAUTH, "refresh_token"), "'refresh_token' is required when auth_scheme is OAuth", id="oauth-no-refresh"),
-    pytest.param({**BASIC, "auth_scheme": "oauth2"}, "'auth_scheme' must be one of Basic, OAuth", id="wrong-scheme"),
-    pytest.param({**BASIC, "company_domain": "evil.com/x"}, "'company_domain' must be your Pipedrive subdomain", id="domain-path"),
-    pytest.param({**BASIC, "company_domain": "a b"}, "'company_domain' must be your Pipedrive subdomain", id="domain-space"),
+    pytest.param(
+        _without(OAUTH, "client_id"),
+        "'client_id' is required when auth_scheme is OAuth",
+        id="oauth-no-client-id",
+    ),
+    pytest.param(
+        _without(OAUTH, "client_secret"),
+        "'client_secret' is required when auth_scheme is OAuth",
+        id="oauth-no-secret",
+    ),
+    pytest.param(
+        _without(OAUTH, "refresh_token"),
+        "'refresh_token' is required when auth_scheme is OAuth",
+        id="oauth-no-refresh",
+    ),
+    pytest.param(
+        {**BASIC, "auth_scheme": "oauth2"}, "'auth_scheme' must be one of Basic, OAuth", id="wrong-scheme"
+    ),
+    pytest.param(
+        {**BASIC, "company_domain": "evil.com/x"},
+        "'company_domain' must be your Pipedrive subdomain",
+        id="domain-path",
+    ),
+    pytest.param(
+        {**BASIC, "company_domain": "a b"},
+        "'company_domain' must be your Pipedrive subdomain",
+        id="domain-space",
+    ),
     pytest.param(
         {**BASIC, "company_domain": "acme.pipedrive.com.evil.com"},
         "'company_domain' must be your Pipedrive subdomain",
         id="domain-suffix-injection",
     ),
-    pytest.param({**BASIC, "api_url": "http://proxy.example.com"}, "'api_url' must use https unless the host is loopback", id="http-api-url"),
+    pytest.param(
+        {**BASIC, "api_url": "http://proxy.example.com"},
+        "'api_url' must use https unless the host is loopback",
+        id="http-api-url",
+    ),
     pytest.param(
         {**OAUTH, "oauth_token_url": "http://oauth.example.com/token"},
         "'oauth_token_url' must use https unless the host is loopback",
         id="http-token-url",
     ),
     pytest.param({**BASIC, "api_token": 12345678}, "'api_token' must be a string", id="token-not-string"),
-    pytest.param({**BASIC, "start_date": "last tuesday"}, "'start_date' must be an ISO 8601 date-time", id="bad-start-date"),
+    pytest.param(
+        {**BASIC, "start_date": "last tuesday"},
+        "'start_date' must be an ISO 8601 date-time",
+        id="bad-start-date",
+    ),
 ]
 
 

@@ -10,7 +10,6 @@ request would fail locally instead of leaving the machine.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import stat
 import threading
@@ -19,8 +18,6 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from tap_pipedrive.auth import PipedriveAuthenticator, RefreshTokenStore
-from tap_pipedrive.errors import AuthError
 from tap_pipedrive.tap import TapPipedrive
 from tests.conftest import basic_config, oauth_config
 from tests.fake_pipedrive import Fault
@@ -154,59 +151,13 @@ def test_oauth_sync_refreshes_once_sends_bearer_to_the_api_domain(fake, tmp_path
     assert_clean(run, set(CANARIES) | issued)
 
 
-def test_api_base_url_is_the_token_responses_api_domain(fake):
-    tap = in_process_tap(oauth_config(fake))
-    body = tap.api.get("v1", "/users/me", stream="test")
-
-    assert body["success"] is True
-    assert tap.authenticator.api_domain == fake.url
-    assert tap.api.base_url == fake.url
-    assert [r["path"] for r in api_requests(fake)] == ["/api/v1/users/me"]
-    assert len(fake.oauth_requests) == 1
 
 
 # --- OAuth: expiry ------------------------------------------------------------------------------
 
 
-def test_access_token_is_refreshed_before_it_expires(fake):
-    now = [dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone.utc)]
-    auth = PipedriveAuthenticator(
-        auth_scheme="OAuth",
-        client_id=CANARY_CLIENT_ID,
-        client_secret=CANARY_CLIENT_SECRET,
-        refresh_token=CANARY_REFRESH_TOKEN,
-        token_url=f"{fake.url}/oauth/token",
-        timeout=10,
-        clock=lambda: now[0],
-    )
-    auth.ensure_token()
-    first = auth.access_token
-    assert len(fake.oauth_requests) == 1
-    assert auth.expires_in == int(fake.access_token_ttl)
-
-    now[0] += dt.timedelta(seconds=fake.access_token_ttl / 2)
-    auth.ensure_token()
-    assert len(fake.oauth_requests) == 1  # still good: no refresh
-    assert auth.access_token == first
-
-    now[0] += dt.timedelta(seconds=fake.access_token_ttl / 2)  # at (or past) the expiry
-    auth.ensure_token()
-    assert len(fake.oauth_requests) == 2
-    assert auth.access_token != first
-    assert auth.refresh_count == 2
 
 
-def test_short_lived_token_is_refreshed_in_process(fake_factory):
-    server = fake_factory(access_token_ttl=2)
-    tap = in_process_tap(oauth_config(server))
-    tap.api.get("v1", "/users/me", stream="test")
-    assert len(server.oauth_requests) == 1
-
-    time.sleep(1.2)  # past the refresh margin (half of a 2 s token), before the server's expiry
-    tap.api.get("v1", "/users/me", stream="test")
-
-    assert len(server.oauth_requests) == 2
-    assert [r["status"] for r in api_requests(server)] == [200, 200]  # refreshed before a 401
 
 
 def test_sync_outlasting_the_access_token_refreshes_and_completes(fake_factory, tmp_path):
@@ -230,37 +181,8 @@ def test_sync_outlasting_the_access_token_refreshes_and_completes(fake_factory, 
 # --- OAuth: a 401 mid-run -------------------------------------------------------------------------
 
 
-def test_401_refreshes_once_and_retries_in_process(fake):
-    tap = in_process_tap(oauth_config(fake))
-    tap.api.get("v1", "/users/me", stream="test")
-    fake.expire_access_tokens()
-
-    body = tap.api.get("v1", "/users/me", stream="test")
-    tap.api.get("v1", "/users/me", stream="test")
-
-    assert body["success"] is True
-    assert [r["status"] for r in api_requests(fake)] == [200, 401, 200, 200]
-    assert len(fake.oauth_requests) == 2
-    assert tap.authenticator.refresh_count == 2
 
 
-def test_401_twice_in_a_row_is_an_auth_error_not_a_loop(fake):
-    """A token rejected even after the refresh ends the request (one refresh, not a loop)."""
-    tap = in_process_tap(oauth_config(fake))
-    tap.api.get("v1", "/users/me", stream="test")
-    original = fake._new_access_token
-
-    def dead_on_arrival() -> str:  # the refreshed token is already expired too
-        token = original()
-        fake._access_tokens.pop(token, None)
-        return token
-
-    fake._new_access_token = dead_on_arrival
-    fake.expire_access_tokens()
-    with pytest.raises(AuthError, match="even after a refresh"):
-        tap.api.get("v1", "/users/me", stream="test")
-    assert [r["status"] for r in api_requests(fake)] == [200, 401, 401]
-    assert len(fake.oauth_requests) == 2
 
 
 def test_401_mid_run_refreshes_once_and_the_run_completes(fake, tmp_path):
@@ -302,21 +224,6 @@ def test_401_mid_run_refreshes_once_and_the_run_completes(fake, tmp_path):
 # --- OAuth: refresh-token rotation --------------------------------------------------------------
 
 
-def test_rotated_refresh_token_is_used_for_the_next_refresh_in_the_same_run(fake_factory):
-    server = fake_factory(rotate_refresh_tokens=True)
-    tap = in_process_tap(oauth_config(server))
-    tap.api.get("v1", "/users/me", stream="test")
-    (rotated,) = server.refresh_tokens
-    assert rotated != CANARY_REFRESH_TOKEN
-
-    server.expire_access_tokens()
-    tap.api.get("v1", "/users/me", stream="test")
-
-    assert [r["form"]["refresh_token"] for r in server.oauth_requests] == [
-        CANARY_REFRESH_TOKEN,
-        rotated,
-    ]
-    assert [r["status"] for r in server.oauth_requests] == [200, 200]
 
 
 def _write_config(path, config: dict) -> None:
@@ -380,53 +287,10 @@ def test_rotated_refresh_token_is_written_back_and_the_next_run_works(fake_facto
     assert_clean(run2, set(CANARIES) | issued)
 
 
-def _store_authenticator(server, path) -> PipedriveAuthenticator:
-    return PipedriveAuthenticator(
-        auth_scheme="OAuth",
-        client_id=CANARY_CLIENT_ID,
-        client_secret=CANARY_CLIENT_SECRET,
-        refresh_token=CANARY_REFRESH_TOKEN,
-        token_url=f"{server.url}/oauth/token",
-        timeout=10,
-        token_store=RefreshTokenStore(path, expected=CANARY_REFRESH_TOKEN),
-    )
 
 
-def test_every_rotation_of_a_run_is_written_back(fake_factory, tmp_path):
-    server = fake_factory(rotate_refresh_tokens=True)
-    path = tmp_path / "config.json"
-    config = oauth_config(server)
-    _write_config(path, config)
-    auth = _store_authenticator(server, path)
-
-    auth.ensure_token()
-    auth.invalidate(None)  # as after a 401
-    auth.ensure_token()
-
-    (latest,) = server.refresh_tokens
-    forms = [r["form"]["refresh_token"] for r in server.oauth_requests]
-    assert forms[0] == CANARY_REFRESH_TOKEN
-    assert forms[1] not in (CANARY_REFRESH_TOKEN, latest)  # the first rotated token was used
-    assert json.loads(path.read_text()) == {**config, "refresh_token": latest}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
 
 
-def test_write_back_leaves_a_file_changed_by_someone_else_alone(fake_factory, tmp_path, caplog):
-    server = fake_factory(rotate_refresh_tokens=True)
-    path = tmp_path / "config.json"
-    _write_config(path, oauth_config(server, refresh_token="set-by-the-user-meanwhile"))
-    before = path.read_bytes()
-    auth = _store_authenticator(server, path)
-
-    with caplog.at_level("WARNING", logger="tap-pipedrive"):
-        auth.ensure_token()
-
-    assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(warnings) == 1
-    assert "update refresh_token" in warnings[0]
-    assert_no_secret(*warnings, secrets=set(CANARIES) | server.refresh_tokens)
 
 
 WRITE_BACK_OFF = [

@@ -13,21 +13,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from tap_pipedrive.custom_fields import (
-    CustomField,
-    ValueMapper,
-    column_names,
-    extend_schema,
-    snake_case,
-)
 from tests.conftest import basic_config, make_fake
-from tests.helpers import catalog_selecting, run_tap
+from tests.helpers import catalog_selecting, run_pipeline, run_tap, target_config
 
 CODE_IN_DESCRIPTION = re.compile(r"Pipedrive field code ([0-9A-Za-z_]+)")
 HASH_KEY = re.compile(r"^[0-9a-f]{40}")
@@ -68,7 +60,6 @@ V2_STREAMS = {
     "organizations": "organization", "products": "product", "activities": "activity",
 }
 V1_STREAMS = {"leads": "deal", "archived_leads": "deal"}
-TAP_ENV = {k: v for k, v in os.environ.items() if not k.startswith("TAP_PIPEDRIVE_")}
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -522,126 +513,6 @@ def test_field_added_after_discovery_arrives_untyped_with_one_warning(fake, tmp_
     assert not warnings(again.stderr, code)
 
 
-# --- unit: names ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("name", "column"), [
-    ("Deal tier", "deal_tier"),
-    ("Größe / Taille", "grosse_taille"),
-    ("GROSSE", "grosse"),
-    ("Straße", "strasse"),
-    ("Café crème", "cafe_creme"),
-    ("Númer de teléfono", "numer_de_telefono"),
-    ("  Deal -- source!! ", "deal_source"),
-    ("Revenue (€) / month", "revenue_month"),
-    ("Q3 target", "q3_target"),
-    ("e-mail #2", "e_mail_2"),
-    ("already_snake_case", "already_snake_case"),
-    ("dealSource", "dealsource"),  # case alone never splits a word
-    ("客户等级", ""),
-    ("🚀", ""),
-    ("", ""),
-])
-def test_snake_case(name: str, column: str) -> None:
-    assert snake_case(name) == column
-
-
-@pytest.mark.parametrize(("name", "column"), [
-    ("Første kontakt", "forste_kontakt"),
-    ("Łódź office", "lodz_office"),
-    ("Æble ID", "aeble_id"),
-])
-def test_snake_case_transliterates_letters_without_a_decomposition(name: str, column: str) -> None:
-    """ø, ł, æ… have no NFKD decomposition; like ß they must be transliterated, not dropped."""
-    assert snake_case(name) == column
-
-
-def _cf(code: str, name: str, field_type: str = "varchar") -> CustomField:
-    return CustomField(code=code, name=name, field_type=field_type)
-
-
-IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
-
-
-def test_column_names_duplicates_and_standard_collisions() -> None:
-    fields = [_cf("a" * 40, "Source"), _cf("b" * 40, "Source"), _cf("c" * 40, "source"),
-              _cf("d" * 40, "Value"), _cf("e" * 40, "Value"), _cf("f" * 40, "Title")]
-    names = column_names(fields, reserved={"id", "value", "title"})
-    assert names == {
-        "a" * 40: "source", "b" * 40: "source_2", "c" * 40: "source_3",
-        "d" * 40: "value_custom", "e" * 40: "value_custom_2", "f" * 40: "title_custom",
-    }
-
-
-def test_column_names_never_reuse_a_standard_or_taken_name() -> None:
-    fields = [_cf("a" * 40, "Source"), _cf("b" * 40, "Source"), _cf("c" * 40, "Value custom"),
-              _cf("d" * 40, "Value")]
-    names = column_names(fields, reserved={"source_2", "value"})
-    assert names["a" * 40] == "source"
-    assert names["b" * 40] not in {"source", "source_2"}
-    assert names["c" * 40] == "value_custom"
-    assert names["d" * 40] not in {"value", "value_custom"}
-    assert len(set(names.values())) == len(fields)
-
-
-def test_column_names_of_cjk_only_and_leading_digit_names() -> None:
-    fields = [_cf("0a1b2c3d" + "0" * 32, "客户等级"), _cf("9f8e7d6c" + "0" * 32, "客户来源"),
-              _cf("1" * 40, "2nd contact"), _cf("2" * 40, "2024 budget")]
-    names = column_names(fields, reserved={"id"})
-    assert names["0a1b2c3d" + "0" * 32] == "custom_0a1b2c3d"
-    assert names["9f8e7d6c" + "0" * 32] == "custom_9f8e7d6c"
-    assert names["1" * 40].endswith("2nd_contact")
-    assert names["2" * 40].endswith("2024_budget")
-    for column in names.values():
-        assert IDENT.match(column), column
-    assert len(set(names.values())) == len(fields)
-
-
-def test_column_names_pins_win_and_are_not_reused() -> None:
-    fields = [_cf("a" * 40, "Deal tier"), _cf("b" * 40, "Service level"), _cf("c" * 40, "Tier")]
-    pins = {"b" * 40: "deal_tier", "c" * 40: "my tier column"}
-    names = column_names(fields, reserved={"id"}, pins=pins)
-    assert names["b" * 40] == "deal_tier"
-    assert names["c" * 40] == "my tier column", "a pin is used verbatim"
-    assert names["a" * 40] == "deal_tier_2"
-    # pins for fields that do not exist change nothing else
-    assert column_names(fields[:1], reserved=set(), pins={"z" * 40: "x"}) == {"a" * 40: "deal_tier"}
-
-
-def test_column_names_are_stable_when_a_field_with_the_same_name_is_added() -> None:
-    first = [_cf("a" * 40, "Source"), _cf("b" * 40, "Value"), _cf("c" * 40, "客户")]
-    before = column_names(first, reserved={"value"})
-    later = [*first, _cf("d" * 40, "Source"), _cf("e" * 40, "Value"), _cf("f" * 40, "客户"),
-             _cf("0" * 40, "Source 2")]
-    after = column_names(later, reserved={"value"})
-    assert {code: after[code] for code in before} == before
-    assert after["d" * 40] == "source_2"
-    assert after["e" * 40] == "value_custom_2"
-    assert len(set(after.values())) == len(later)
-
-
-def test_a_field_named_custom_fields_keeps_its_own_column() -> None:
-    """``custom_fields`` is the tap's own column (uncataloged values): a custom field named
-    "Custom fields" must get another column, and its values must land there, typed."""
-    code = "c" * 40
-    schema = {"properties": {"id": {"type": "integer"}, "custom_fields": {"type": "object"}}}
-    fields = [CustomField(code=code, name="Custom fields", field_type="int")]
-    extend_schema(schema, fields, mode="named", style="v2", pins={})
-    columns = code_columns(schema["properties"])
-    assert code in columns, "the field lost its column to the tap's custom_fields object"
-    assert columns[code] != "custom_fields"
-    assert types(schema["properties"][columns[code]]) == {"integer"}
-    assert "not in the catalog" in schema["properties"]["custom_fields"]["description"]
-
-    warned = []
-    mapper = ValueMapper(fields=fields, schema=schema, mode="named", style="v2", pins={},
-                         warn=lambda *a: warned.append(a))
-    row = mapper.apply({"id": 1, "custom_fields": {code: "5"}})
-    assert row[columns[code]] == 5
-    assert not row["custom_fields"]
-    assert not warned
-
-
 # --- loading into target-duckdb ---------------------------------------------------------------
 
 TARGET_DUCKDB = os.environ.get("TAP_PIPEDRIVE_TARGET_DUCKDB")
@@ -675,26 +546,9 @@ def test_flattened_deals_load_into_duckdb_with_one_typed_column_per_field(
     (tmp_path / "catalog.json").write_text(
         json.dumps(catalog_selecting(json.loads(json.dumps(world.catalog)), {"deals"})))
     db = tmp_path / "x.duckdb"
-    (tmp_path / "target.json").write_text(
-        json.dumps({"filepath": str(db), "default_target_schema": "pipedrive"}))
-    tap_log, target_log = tmp_path / "tap.log", tmp_path / "target.log"
-    with tap_log.open("w") as tap_err, target_log.open("w") as target_err:
-        tap = subprocess.Popen(
-            [sys.executable, "-m", "tap_pipedrive", "--config", str(tmp_path / "tap.json"),
-             "--catalog", str(tmp_path / "catalog.json")],
-            stdout=subprocess.PIPE, stderr=tap_err, stdin=subprocess.DEVNULL, cwd=tmp_path,
-            env=TAP_ENV,
-        )
-        target = subprocess.Popen(
-            [TARGET_DUCKDB, "-c", str(tmp_path / "target.json")], stdin=tap.stdout,
-            stdout=subprocess.DEVNULL, stderr=target_err, cwd=tmp_path,
-        )
-        assert tap.stdout is not None
-        tap.stdout.close()
-        target_rc = target.wait(timeout=120)
-        tap_rc = tap.wait(timeout=60)
-    assert tap_rc == 0, tap_log.read_text()[-3000:]
-    assert target_rc == 0, target_log.read_text()[-3000:]
+    settings = target_config("target-duckdb", filepath=str(db), default_target_schema="pipedrive")
+    args = ["--config", str(tmp_path / "tap.json"), "--catalog", str(tmp_path / "catalog.json")]
+    run_pipeline(args, TARGET_DUCKDB, settings, tmp_path, timeout=120).assert_ok()
     out = json.loads(subprocess.run(
         [str(Path(TARGET_DUCKDB).with_name("python")), "-c", DUCKDB_COLUMNS, str(db)],
         check=True, capture_output=True, text=True, timeout=60,

@@ -347,7 +347,8 @@ def test_files_and_archived_leads_are_read_newest_first_down_to_the_bookmark(fak
     # No change: one request each, nothing emitted.
     server.reset_counters()
     run2 = sync(server, tmp_path, catalog=select(catalog, streams), state=run1.final_state)
-    assert run2.ids("files") == [] and run2.ids("archived_leads") == []
+    assert run2.ids("files") == []
+    assert run2.ids("archived_leads") == []
     assert len(list_requests(server, "/api/v1/files")) == 1
     assert len(list_requests(server, "/api/v1/leads/archived")) == 1
 
@@ -361,7 +362,8 @@ def test_files_and_archived_leads_are_read_newest_first_down_to_the_bookmark(fak
     assert sorted(run3.ids("files")) == sorted([oldest, added])
     assert run3.ids("archived_leads") == [lead]
     run4 = sync(server, tmp_path, catalog=select(catalog, streams), state=run3.final_state)
-    assert run4.ids("files") == [] and run4.ids("archived_leads") == []
+    assert run4.ids("files") == []
+    assert run4.ids("archived_leads") == []
 
 
 def test_a_newest_first_read_that_stops_part_way_keeps_its_bookmark(fake_factory, catalog, tmp_path):

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tap_pipedrive.errors import BudgetExhaustedError
-from tap_pipedrive.limits import RateLimiter, TokenBudget
+from tap_pipedrive.http.limits import RateLimiter, TokenBudget
 
 WINDOW = 0.25
 
@@ -71,7 +71,7 @@ def test_budget_stops_before_overspending_across_threads():
             try:
                 budget.charge(10, "GET /api/v2/deals")
                 spent_ok.append(10)
-            except BudgetExhaustedError as exc:
+            except BudgetExhaustedError as exc:  # noqa: PERF203 - each refusal is the point
                 errors.append(exc)
 
     pool = [threading.Thread(target=worker) for _ in range(4)]

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
+
 MELTANO = os.environ.get("TAP_PIPEDRIVE_MELTANO")
 TAP = Path(sys.executable).with_name("tap-pipedrive")
-FAKE_TOKEN = "demo-token"  # noqa: S105 - the token the fake Pipedrive accepts
+FAKE_TOKEN = "demo-token"
 SECRETS = {"api_token", "client_secret", "refresh_token"}
 # JSON-schema type -> Meltano setting kind (strings have no kind).
 KIND_OF_TYPE = {"boolean": "boolean", "integer": "integer", "number": "decimal",

@@ -113,7 +113,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("make_config", "code", "reasons", "api_seen", "token_requests"), CASES)
-def test_connection_test(fake, tmp_path, make_config, code, reasons, api_seen, token_requests):
+def test_connection_test(fake, tmp_path, make_config, code, reasons, api_seen, token_requests):  # noqa: PLR0917 - one parameter per column of CASES
     issued = track_issued(fake)
     config = make_config(fake)
     run = run_tap("--test", config=config, tmp_path=tmp_path, env=LOOPBACK_ONLY, timeout=60)

@@ -1,0 +1,105 @@
+"""The connection-test contract, for ``--test`` and ``--discover``.
+
+``--test`` prints ``connection available`` or ``Connection unavailable`` (with one reason
+line on stderr); ``--discover`` checks the connection on stderr only, so that stdout is
+nothing but the catalog.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import typing as t
+
+import click
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_pipedrive.cli import CliConfig
+from tap_pipedrive.errors import PipedriveError, one_line
+from tap_pipedrive.settings import normalize_domain
+
+if t.TYPE_CHECKING:
+    from tap_pipedrive.tap import TapPipedrive
+
+#: The cheapest authenticated call: ``GET /api/v1/users/me`` costs 2 tokens.
+CHECK_ENDPOINT = "/users/me"
+
+
+def check_connection(tap: TapPipedrive) -> tuple[bool, str]:
+    """One cheap authenticated call; ``(True, "")`` or ``(False, reason)``."""
+    client = tap.services.client
+    retries, client.max_retries = client.max_retries, min(client.max_retries, 1)  # answer quickly
+    try:
+        client.get("v1", CHECK_ENDPOINT, stream="connection test")
+    except PipedriveError as exc:
+        return False, tap.redactor.redact(str(exc))
+    finally:
+        client.max_retries = retries
+    return True, ""
+
+
+def connection_label(config: CliConfig) -> str:
+    """The connection's name for a reason line, even when its config is invalid."""
+    conf = dict(config.config)
+    if config.parse_env:
+        for key in ("connection_name", "company_domain"):
+            if value := os.environ.get(f"TAP_PIPEDRIVE_{key.upper()}"):
+                conf[key] = value
+    name = conf.get("connection_name")
+    if isinstance(name, str) and name.strip():
+        return one_line(name.strip(), 60)
+    domain = conf.get("company_domain")
+    if isinstance(domain, str) and domain.strip():
+        return one_line(normalize_domain(domain) or domain.strip(), 60)
+    return "tap-pipedrive"
+
+
+def _checked(tap_class: type[TapPipedrive], ctx: click.Context) -> tuple[TapPipedrive | None, str, str]:
+    """Build the tap and check its connection: ``(tap or None, reason, label)``."""
+    config: CliConfig = ctx.params.get("config") or CliConfig()
+    try:
+        tap = tap_class(
+            config=config.config,
+            config_paths=config.paths,
+            parse_env_config=config.parse_env,
+            validate_config=True,
+            setup_mapper=False,
+        )
+    except ConfigValidationError as exc:
+        reason = "; ".join(str(e) for e in exc.errors) or str(exc)
+        return None, reason, connection_label(config)
+    ok, reason = check_connection(tap)
+    return (tap if ok else None), reason, tap.settings.connection_name
+
+
+def run_test(tap_class: type[TapPipedrive], ctx: click.Context) -> t.NoReturn:
+    """``--test``: print the verdict on stdout and, when it fails, one reason line on stderr."""
+    # The test's output is its verdict (and one reason line): keep the logs quiet unless
+    # the user asked for a log level. Warnings that need action (a rotated refresh token
+    # that could not be saved) still show; retry notes do not.
+    if not (os.environ.get("TAP_PIPEDRIVE_LOGLEVEL") or os.environ.get("LOGLEVEL")):
+        for name in ("", "tap-pipedrive"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger("tap-pipedrive.http").setLevel(logging.ERROR)
+    tap, reason, label = _checked(tap_class, ctx)
+    if tap is not None:
+        click.echo("connection available")
+        ctx.exit(0)
+    click.echo(f"{label}: {reason}", err=True)
+    click.echo("Connection unavailable")
+    ctx.exit(1)
+
+
+def run_discover(tap_class: type[TapPipedrive], ctx: click.Context) -> t.NoReturn:
+    """``--discover``: check the config and the connection (on stderr), print the catalog."""
+    tap, reason, label = _checked(tap_class, ctx)
+    if tap is None:
+        tap_class.logger.error("Connection unavailable: %s: %s", label, reason)
+        ctx.exit(1)
+    tap_class.logger.info("connection available")
+    try:
+        tap.run_discovery()
+    except PipedriveError as exc:
+        tap_class.logger.error("Discovery failed: %s", tap.redactor.redact(str(exc)))  # noqa: TRY400
+        ctx.exit(exc.exit_code)
+    ctx.exit()

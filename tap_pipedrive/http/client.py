@@ -1,0 +1,299 @@
+"""The one place that talks HTTP to Pipedrive.
+
+:class:`PipedriveClient` owns the session, pacing (the burst window), the token budget,
+retries with backoff, the OAuth 401 refresh and turning every answer into data or a one-line
+error (by the rules of ``status.py``). It is safe to share across threads.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+import time
+import typing as t
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import backoff
+import requests
+
+from tap_pipedrive import schemas
+from tap_pipedrive.errors import (
+    APIError,
+    AuthError,
+    BlockedError,
+    BudgetExhaustedError,
+    ConnectError,
+    StreamUnavailableError,
+    TransientError,
+)
+from tap_pipedrive.http import paging
+from tap_pipedrive.http.limits import RateLimiter, TokenBudget
+from tap_pipedrive.http.status import Action, classify
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, MutableMapping
+
+    from tap_pipedrive.auth import PipedriveAuthenticator
+    from tap_pipedrive.http.paging import ApiVersion, Body, ListRequest, PagingKind, Record
+    from tap_pipedrive.report import StreamStats
+
+#: Retries and waits; the connection test keeps these quiet.
+LOGGER = logging.getLogger("tap-pipedrive.http")
+
+MAX_RATE_LIMIT_WAITS = 8
+
+
+class _RateLimitedError(Exception):
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+
+
+class _TokenRejectedError(Exception):
+    pass
+
+
+@dataclass
+class _Call:
+    """One logical GET, with what it costs and whom to charge."""
+
+    version: ApiVersion
+    path: str
+    params: Mapping[str, t.Any] | None
+    stats: StreamStats
+
+    @property
+    def what(self) -> str:
+        return f"GET /api/{self.version}{self.path}"
+
+    @property
+    def cost(self) -> int:
+        return schemas.token_cost(self.version, self.path)
+
+
+def retry_wait(headers: Mapping[str, str]) -> float:
+    """How long Pipedrive asked us to wait after a 429 (reset or Retry-After, at least 1 s)."""
+    waits = [1.0]
+    for name in ("x-ratelimit-reset", "Retry-After"):
+        value = headers.get(name)
+        if value and value.replace(".", "", 1).isdigit():
+            waits.append(float(value))
+    return max(waits)
+
+
+def _is_unreachable(exc: requests.ConnectionError) -> bool:
+    """Whether the host could not be reached at all (DNS, refused), not a cut connection."""
+    text = repr(exc)
+    return any(
+        marker in text
+        for marker in ("NameResolution", "Failed to resolve", "Connection refused", "NewConnectionError")
+    )
+
+
+class PipedriveClient:
+    """Sends GET requests to Pipedrive for every stream of one run (thread-safe)."""
+
+    def __init__(
+        self,
+        *,
+        authenticator: PipedriveAuthenticator,
+        default_base_url: str,
+        base_url: str | None = None,
+        user_agent: str,
+        stats: MutableMapping[str, StreamStats],
+        timeout: float = 300,
+        max_retries: int = 5,
+        retry_initial_delay: float = 1.0,
+        max_tokens_per_run: int | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        """Set up the shared session.
+
+        ``base_url`` (``api_url``) wins; otherwise the authenticator resolves the API host
+        (OAuth: the token response's ``api_domain``), falling back to ``default_base_url``.
+        """
+        self.authenticator = authenticator
+        self._base_url = base_url
+        self._default_base_url = default_base_url
+        self.user_agent = user_agent
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.retry_initial_delay = retry_initial_delay
+        self.limiter = limiter or RateLimiter()
+        self.budget = TokenBudget(max_tokens=max_tokens_per_run)
+        self.stats = stats
+        self.session = requests.Session()
+        self._local = threading.local()
+
+    @functools.cached_property
+    def base_url(self) -> str:
+        """The API base, e.g. ``https://acme.pipedrive.com``."""
+        base = self._base_url or self.authenticator.api_base(self._default_base_url)
+        return base.rstrip("/")
+
+    @property
+    def host(self) -> str:
+        """The API host, for messages."""
+        return urlparse(self.base_url).netloc
+
+    def get(
+        self,
+        version: ApiVersion,
+        path: str,
+        params: Mapping[str, t.Any] | None = None,
+        *,
+        stream: str = "connection",
+    ) -> Body:
+        """GET ``/api/{version}{path}`` and return the JSON body.
+
+        Paces the request, retries transient faults with exponential backoff and jitter,
+        waits out 429s, refreshes an OAuth token once on a 401, and raises one of the
+        :mod:`tap_pipedrive.errors` types otherwise.
+        """
+        call = _Call(version, path, params, self.stats[stream])
+        retrying = backoff.on_exception(
+            lambda: backoff.expo(factor=self.retry_initial_delay, max_value=60),
+            TransientError,
+            max_tries=self.max_retries + 1,
+            jitter=backoff.full_jitter,
+            on_backoff=functools.partial(self._log_retry, call=call),
+            logger=None,
+        )(self._attempt)
+        try:
+            return retrying(call)
+        except TransientError as exc:
+            if getattr(self._local, "unreachable", False):
+                msg = f"cannot reach {self.host} ({exc})"
+                raise ConnectError(msg) from None
+            msg = f"{call.what} failed after {self.max_retries + 1} attempts: {exc}"
+            raise TransientError(msg) from None
+
+    def pages(self, request: ListRequest, kind: PagingKind) -> Iterator[list[Record]]:
+        """The records of each page of a list (see :mod:`tap_pipedrive.http.paging`)."""
+        return paging.read_pages(self, request, kind)
+
+    def _log_retry(self, details: t.Mapping[str, t.Any], *, call: _Call) -> None:
+        call.stats.retries += 1
+        LOGGER.warning(
+            "%s: retry %d of %d in %.1fs after: %s",
+            call.what,
+            details["tries"],
+            self.max_retries,
+            details["wait"],
+            details["exception"],
+        )
+
+    def _attempt(self, call: _Call) -> Body:
+        """One logical request: waits out 429s and refreshes OAuth once, inside."""
+        rate_limited = 0
+        refreshed = False
+        while True:
+            try:
+                return self._send(call)
+            except _RateLimitedError as exc:  # noqa: PERF203 - a wait, then the next attempt
+                rate_limited += 1
+                call.stats.retries += 1
+                if rate_limited > MAX_RATE_LIMIT_WAITS:
+                    msg = f"{call.what}: still rate limited (429) after {MAX_RATE_LIMIT_WAITS} waits"
+                    raise APIError(msg, 429) from None
+                LOGGER.warning(
+                    "%s: Pipedrive's burst limit reached (429); waiting %.1fs before any further request",
+                    call.what,
+                    exc.wait,
+                )
+                self.limiter.block_for(exc.wait)
+            except _TokenRejectedError:
+                if not self.authenticator.is_oauth:
+                    msg = "Pipedrive rejected the API token (401)"
+                    raise AuthError(msg) from None
+                if refreshed:
+                    msg = "Pipedrive rejected the OAuth access token (401), even after a refresh"
+                    raise AuthError(msg) from None
+                refreshed = True
+                call.stats.retries += 1
+                LOGGER.warning("%s: access token rejected (401); refreshing it once", call.what)
+
+    def _send(self, call: _Call) -> Body:
+        """Send one HTTP request and return its JSON body; its tokens count only if it worked."""
+        self.budget.charge(call.cost, call.what)  # reserved now: parallel requests cannot overspend
+        worked = False
+        try:
+            response, used_token = self._exchange(call)
+            data = self._read(response, used_token, call.what)
+            worked = True
+        finally:
+            if not worked:
+                self.budget.charge(-call.cost, call.what)
+        call.stats.tokens += call.cost
+        return data
+
+    def _exchange(self, call: _Call) -> tuple[requests.Response, str | None]:
+        """Pace, authenticate and send the request; read the whole body."""
+        self._local.unreachable = False
+        self.limiter.acquire()
+        headers = None
+        started = time.monotonic()
+        try:
+            request = requests.Request(
+                "GET",
+                f"{self.base_url}/api/{call.version}{call.path}",
+                params=call.params,
+                headers={"User-Agent": self.user_agent, "Accept": "application/json"},
+            )
+            prepared = self.authenticator(self.session.prepare_request(request))
+            used_token = self.authenticator.access_token
+            response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False)
+            headers = response.headers
+            _ = response.content  # read it all here, where a cut connection is a transient fault
+        except requests.Timeout:
+            msg = f"no answer within {self.timeout:g}s"
+            raise TransientError(msg) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            msg = "the connection was cut mid-response"
+            raise TransientError(msg) from None
+        except requests.ConnectionError as exc:
+            self._local.unreachable = headers is None and _is_unreachable(exc)
+            msg = "connection refused or DNS failure" if self._local.unreachable else "the connection failed"
+            raise TransientError(msg) from None
+        finally:
+            self.limiter.release(headers)
+            call.stats.requests += 1
+            call.stats.seconds += time.monotonic() - started
+        return response, used_token
+
+    def _read(self, response: requests.Response, used_token: str | None, what: str) -> Body:
+        """Carry out what the status rules say about ``response``."""
+        verdict = classify(response, what)
+        action, message = verdict.action, verdict.message
+        if action is Action.READ:
+            return _json_body(response)
+        if action is Action.REFRESH:
+            if self.authenticator.is_oauth:
+                self.authenticator.invalidate(used_token)
+            raise _TokenRejectedError
+        if action is Action.WAIT:
+            raise _RateLimitedError(retry_wait(response.headers))
+        if action is Action.RETRY:
+            raise TransientError(message)
+        if action is Action.STOP:
+            raise BudgetExhaustedError(message)
+        if action is Action.BLOCKED:
+            raise BlockedError(message)
+        if action is Action.SKIP:
+            raise StreamUnavailableError(message, response.status_code)
+        raise APIError(message, response.status_code)
+
+
+def _json_body(response: requests.Response) -> Body:
+    """The JSON object of a 2xx answer; a broken body is a transient fault."""
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        msg = f"a broken response body ({response.status_code}, not complete JSON)"
+        raise TransientError(msg) from None
+    if not isinstance(data, dict):
+        msg = f"an unexpected response body ({response.status_code})"
+        raise TransientError(msg)
+    return data

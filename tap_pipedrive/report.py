@@ -1,0 +1,57 @@
+"""What a run did: per stream the records, requests, tokens, retries and time; what it skipped."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+
+@dataclass
+class StreamStats:
+    """What one stream cost."""
+
+    records: int = 0
+    requests: int = 0
+    tokens: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class RunReport:
+    """The run's figures, filled in by the client and the streams, read by the summary."""
+
+    stats: defaultdict[str, StreamStats] = field(default_factory=lambda: defaultdict(StreamStats))
+    #: stream → why it was skipped
+    skipped: dict[str, str] = field(default_factory=dict)
+    #: custom-field codes already warned about (one warning per field per run)
+    warned_fields: set[str] = field(default_factory=set)
+    started: float = field(default_factory=time.monotonic)
+
+    def skip(self, stream: str, reason: str) -> None:
+        """Note that ``stream`` was skipped, and why."""
+        self.skipped[stream] = reason
+
+    def summary(self, waited_seconds: float) -> str:
+        """The run summary: totals on the first line, then one line per stream."""
+        totals = [0, 0, 0, 0]
+        lines = []
+        for name, s in sorted(self.stats.items()):
+            totals = [
+                totals[0] + s.records,
+                totals[1] + s.requests,
+                totals[2] + s.tokens,
+                totals[3] + s.retries,
+            ]
+            skipped = f" (skipped: {self.skipped[name]})" if name in self.skipped else ""
+            lines.append(
+                f"  {name}: {s.records} records, {s.requests} requests, {s.tokens} tokens, "
+                f"{s.retries} retries, {s.seconds:.1f}s{skipped}"
+            )
+        head = (
+            f"Run summary: {totals[0]} records, {totals[1]} requests, {totals[2]} API tokens, "
+            f"{totals[3]} retries, {time.monotonic() - self.started:.1f}s "
+            f"({waited_seconds:.1f}s waiting for the burst limit)"
+        )
+        return "\n".join([head, *lines])

@@ -1,0 +1,140 @@
+"""What streams depend on, built once per run: the client, the field catalog, the run report.
+
+Data flows one way: tap → services → stream → client → authenticator. Nothing lower calls
+back up; values (the API base URL, the custom-field options) are passed down.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+from dataclasses import dataclass
+
+from tap_pipedrive.auth import PipedriveAuthenticator, RefreshTokenStore
+from tap_pipedrive.custom_fields import CustomField
+from tap_pipedrive.errors import StreamUnavailableError
+from tap_pipedrive.http.client import PipedriveClient
+from tap_pipedrive.http.paging import ListRequest, PagingKind
+from tap_pipedrive.report import RunReport
+
+if t.TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from tap_pipedrive.http.paging import ApiVersion, Record
+    from tap_pipedrive.settings import CustomFieldsMode, Settings
+
+LOGGER = logging.getLogger("tap-pipedrive")
+
+
+@dataclass(frozen=True)
+class FieldEndpoint:
+    """Where an entity's field definitions are read."""
+
+    version: ApiVersion
+    path: str
+    paging: PagingKind
+
+
+class FieldCatalog:
+    """Every entity's field definitions, read once per run (one request per entity).
+
+    The custom fields of deals, persons, … come from here, and so do the ``*_fields``
+    streams, which emit the definitions already read rather than reading them again.
+    """
+
+    def __init__(self, client: PipedriveClient, endpoints: Mapping[str, FieldEndpoint]) -> None:
+        """Read nothing yet: each entity's definitions are read when first asked for."""
+        self._client = client
+        self._endpoints = endpoints
+        self._definitions: dict[str, list[Record]] = {}
+
+    def definitions(self, entity: str) -> list[Record]:
+        """The field definitions of ``entity`` (``deal``, ``person``, …), in Pipedrive's order."""
+        if entity not in self._definitions:
+            where = self._endpoints[entity]
+            request = ListRequest(where.version, where.path, stream=f"{entity}_fields")
+            records: list[Record] = []
+            try:
+                for page in self._client.pages(request, where.paging):
+                    records.extend(page)
+            except StreamUnavailableError as exc:
+                LOGGER.warning("Cannot read the %s fields, so their custom fields stay raw: %s", entity, exc)
+            self._definitions[entity] = records
+        return self._definitions[entity]
+
+    def custom_fields(self, entity: str) -> list[CustomField]:
+        """The custom fields of ``entity``, in Pipedrive's order."""
+        definitions = self.definitions(entity)
+        if self._endpoints[entity].version == "v1":
+            return [CustomField.from_v1(d) for d in definitions if d.get("edit_flag") and d.get("key")]
+        return [CustomField.from_v2(d) for d in definitions if d.get("is_custom_field")]
+
+
+@dataclass(frozen=True)
+class CustomFieldOptions:
+    """How custom fields arrive: ``named`` or ``raw``, and the pinned column names."""
+
+    mode: CustomFieldsMode
+    pins: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Services:
+    """The run's shared parts; every stream gets the same one."""
+
+    settings: Settings
+    client: PipedriveClient
+    fields: FieldCatalog
+    report: RunReport
+    custom: CustomFieldOptions
+
+    @property
+    def authenticator(self) -> PipedriveAuthenticator:
+        """The run's one authenticator (one OAuth refresh per run, not per stream)."""
+        return self.client.authenticator
+
+    def secrets(self) -> list[str | None]:
+        """Every secret of the connection: the config's, and the tokens issued so far."""
+        return [*self.settings.secrets(), self.authenticator.access_token, self.authenticator.refresh_token]
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        field_endpoints: Mapping[str, FieldEndpoint],
+        token_store: RefreshTokenStore | None,
+        write_back_hint: str,
+    ) -> Services:
+        """Wire the run's parts together; nothing is sent to Pipedrive yet."""
+        authenticator = PipedriveAuthenticator(
+            auth_scheme=settings.auth_scheme,
+            api_token=settings.api_token,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            refresh_token=settings.refresh_token,
+            token_url=settings.oauth_token_url,
+            timeout=settings.request_timeout,
+            user_agent=settings.user_agent,
+            token_store=token_store,
+            write_back_hint=write_back_hint,
+        )
+        report = RunReport()
+        client = PipedriveClient(
+            authenticator=authenticator,
+            base_url=settings.api_url,
+            default_base_url=settings.default_api_url,
+            user_agent=settings.user_agent,
+            stats=report.stats,
+            timeout=settings.request_timeout,
+            max_retries=settings.max_retries,
+            retry_initial_delay=settings.retry_initial_delay,
+            max_tokens_per_run=settings.max_tokens_per_run,
+        )
+        return cls(
+            settings=settings,
+            client=client,
+            fields=FieldCatalog(client, field_endpoints),
+            report=report,
+            custom=CustomFieldOptions(mode=settings.custom_fields_mode, pins=settings.custom_field_names),
+        )

@@ -1,0 +1,106 @@
+"""One row of the stream registry: everything the tap knows about reading one stream."""
+
+from __future__ import annotations
+
+import enum
+import typing as t
+from dataclasses import dataclass, field
+
+from tap_pipedrive import schemas
+from tap_pipedrive.http.paging import ApiVersion, PagingKind
+
+if t.TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from tap_pipedrive.custom_fields import Style
+    from tap_pipedrive.streams.base import PipedriveStream
+
+
+class Replication(str, enum.Enum):
+    """How a stream is kept up to date."""
+
+    #: sorted by ``update_time`` ascending, read from the bookmark on (``updated_since``)
+    INCREMENTAL = "incremental"
+    #: no time filter: sorted newest first, read down to the bookmark
+    NEWEST_FIRST = "newest_first"
+    #: read whole on every run
+    FULL_TABLE = "full_table"
+    #: read with its parent stream's records (per batch of parents)
+    WITH_PARENT = "with_parent"
+
+
+#: ``include_fields``: every optional field the endpoint offers.
+ALL_INCLUDE_FIELDS = ("*",)
+
+
+@dataclass(frozen=True)
+class StreamDef:
+    """A stream: its name, endpoint, paging, keys, replication, custom fields and reader."""
+
+    name: str
+    #: the class that reads it
+    kind: type[PipedriveStream]
+    version: ApiVersion
+    #: the path after ``/api/{version}``
+    endpoint: str
+    paging: PagingKind
+    replication: Replication = Replication.FULL_TABLE
+    keys: tuple[str, ...] = ("id",)
+    #: constant query parameters (besides sorting, which the replication decides)
+    params: Mapping[str, str] = field(default_factory=dict)
+    #: fields Pipedrive sends only on request; :data:`ALL_INCLUDE_FIELDS` for all of them
+    include_fields: tuple[str, ...] = ()
+    #: the entity whose custom fields the records carry, and where they carry them
+    custom_fields: str | None = None
+    custom_fields_style: Style = "v2"
+    #: for ``*_fields`` streams: the entity whose field definitions they emit
+    fields_of: str | None = None
+    page_size: int = 500
+    #: one line for the README's streams table
+    doc: str = ""
+
+    @property
+    def replication_key(self) -> str | None:
+        """``update_time`` for incremental and newest-first streams."""
+        if self.replication in (Replication.INCREMENTAL, Replication.NEWEST_FIRST):
+            return "update_time"
+        return None
+
+    @property
+    def time_filter(self) -> str | None:
+        """The query parameter that takes the bookmark."""
+        return "updated_since" if self.replication is Replication.INCREMENTAL else None
+
+    @property
+    def sort_params(self) -> dict[str, str]:
+        """The sorting each replication needs (v2: ``sort_by``; v1: ``sort``)."""
+        if self.replication is Replication.INCREMENTAL:
+            if self.version == "v2":
+                return {"sort_by": "update_time", "sort_direction": "asc"}
+            return {"sort": "update_time ASC"}
+        if self.replication is Replication.NEWEST_FIRST:
+            return {"sort": "update_time DESC"}
+        if self.version == "v2" and self.paging is PagingKind.CURSOR:
+            return {"sort_by": "id", "sort_direction": "asc"}
+        return {}
+
+    @property
+    def include(self) -> tuple[str, ...]:
+        """The ``include_fields`` this stream asks for."""
+        if self.include_fields == ALL_INCLUDE_FIELDS:
+            param = schemas.endpoint(self.version, self.endpoint)["params"].get("include_fields") or {}
+            return tuple(param.get("enum", ()))
+        return self.include_fields
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The query parameters of every request, before paging and the bookmark."""
+        params = {**self.sort_params, **self.params}
+        if self.include:
+            params["include_fields"] = ",".join(self.include)
+        return params
+
+    @property
+    def token_cost(self) -> int:
+        """The API tokens one request costs (the specs' ``x-token-cost``)."""
+        return schemas.token_cost(self.version, self.endpoint)

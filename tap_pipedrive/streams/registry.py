@@ -1,0 +1,153 @@
+"""Every stream of the tap, one row each: the catalog at a glance.
+
+Discovery builds the streams from this table; the field catalog's endpoints, the OpenAPI
+extract's endpoint list (``scripts/extract_openapi.py``) and the README's streams table
+(``scripts/readme_tables.py``) all come from it. A new entity that reads like an existing one
+is one row here.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from tap_pipedrive.http.paging import PagingKind
+from tap_pipedrive.services import FieldEndpoint
+from tap_pipedrive.streams.deals import DealProductsStream, DealsStream
+from tap_pipedrive.streams.definition import ALL_INCLUDE_FIELDS, Replication, StreamDef
+from tap_pipedrive.streams.kinds import FieldsStream, ListStream, NewestFirstStream
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+CURSOR, OFFSET, TIME, NONE = PagingKind.CURSOR, PagingKind.OFFSET, PagingKind.TIME, PagingKind.NONE
+INCREMENTAL, NEWEST_FIRST = Replication.INCREMENTAL, Replication.NEWEST_FIRST
+FULL_TABLE, WITH_PARENT = Replication.FULL_TABLE, Replication.WITH_PARENT
+DEALS_STATUSES = {"status": "open,won,lost,deleted"}
+
+
+def _fields(entity: str, endpoint: str) -> StreamDef:
+    return StreamDef(
+        f"{entity}_fields",
+        FieldsStream,
+        "v2",
+        endpoint,
+        CURSOR,
+        keys=("field_code",),
+        fields_of=entity,
+        doc=f"{entity.capitalize()} field definitions (the run's one read of them)",
+    )
+
+
+STREAMS: tuple[StreamDef, ...] = (
+    StreamDef(
+        "deals", DealsStream, "v2", "/deals", CURSOR, INCREMENTAL,
+        params=DEALS_STATUSES, include_fields=ALL_INCLUDE_FIELDS, custom_fields="deal",
+        doc="Live, won, lost and deleted deals (deleted ones stay listed for 30 days)",
+    ),
+    StreamDef(
+        "archived_deals", DealsStream, "v2", "/deals/archived", CURSOR, INCREMENTAL,
+        params=DEALS_STATUSES, include_fields=ALL_INCLUDE_FIELDS, custom_fields="deal",
+        doc="Archived deals, which Pipedrive lists only on their own endpoint",
+    ),
+    StreamDef(
+        "deal_products", DealProductsStream, "v2", "/deals/products", CURSOR, WITH_PARENT,
+        doc="Products attached to deals, read for 100 deals a request with their deals",
+    ),
+    StreamDef(
+        "persons", ListStream, "v2", "/persons", CURSOR, INCREMENTAL,
+        include_fields=ALL_INCLUDE_FIELDS, custom_fields="person", doc="Persons (contacts)",
+    ),
+    StreamDef(
+        "organizations", ListStream, "v2", "/organizations", CURSOR, INCREMENTAL,
+        include_fields=ALL_INCLUDE_FIELDS, custom_fields="organization", doc="Organizations",
+    ),
+    StreamDef(
+        "activities", ListStream, "v2", "/activities", CURSOR, INCREMENTAL,
+        include_fields=("attendees",), custom_fields="activity", doc="Activities, with their attendees",
+    ),
+    StreamDef(
+        "products", ListStream, "v2", "/products", CURSOR, INCREMENTAL,
+        custom_fields="product", doc="Products",
+    ),
+    StreamDef("pipelines", ListStream, "v2", "/pipelines", CURSOR, doc="Pipelines (no time filter)"),
+    StreamDef("stages", ListStream, "v2", "/stages", CURSOR, doc="Pipeline stages (no time filter)"),
+    _fields("deal", "/dealFields"),
+    _fields("person", "/personFields"),
+    _fields("organization", "/organizationFields"),
+    _fields("product", "/productFields"),
+    _fields("activity", "/activityFields"),
+    StreamDef(
+        "notes", ListStream, "v1", "/notes", TIME, INCREMENTAL,
+        custom_fields="note", custom_fields_style="v1",
+        doc="Notes on deals, persons, organizations, leads and projects",
+    ),
+    StreamDef(
+        "leads", ListStream, "v1", "/leads", TIME, INCREMENTAL,
+        custom_fields="deal", custom_fields_style="v1",
+        doc="Leads (not archived); they carry the deals' custom fields",
+    ),
+    StreamDef(
+        "archived_leads", NewestFirstStream, "v1", "/leads/archived", OFFSET, NEWEST_FIRST,
+        custom_fields="deal", custom_fields_style="v1",
+        doc="Archived leads (no time filter on this endpoint)",
+    ),
+    StreamDef(
+        "files", NewestFirstStream, "v1", "/files", OFFSET, NEWEST_FIRST, page_size=100,
+        doc="Files attached to deals, persons, organizations, activities and more",
+    ),
+    StreamDef("call_logs", ListStream, "v1", "/callLogs", OFFSET, page_size=50, doc="Call logs"),
+    StreamDef(
+        "lead_fields", ListStream, "v1", "/leadFields", OFFSET, keys=("key",),
+        doc="Lead field definitions (leads share the deals' custom fields)",
+    ),
+    StreamDef(
+        "note_fields", FieldsStream, "v1", "/noteFields", NONE, keys=("key",), fields_of="note",
+        doc="Note field definitions (the run's one read of them)",
+    ),
+    StreamDef("users", ListStream, "v1", "/users", NONE, doc="Users of the company account"),
+    StreamDef("lead_labels", ListStream, "v1", "/leadLabels", NONE, doc="Lead labels"),
+    StreamDef("filters", ListStream, "v1", "/filters", NONE, doc="Saved filters"),
+    StreamDef("activity_types", ListStream, "v1", "/activityTypes", NONE, doc="Activity types"),
+    StreamDef("currencies", ListStream, "v1", "/currencies", NONE, doc="Currencies"),
+)
+
+#: GET endpoints the tap reads besides its streams' (the connection test's).
+OTHER_ENDPOINTS: tuple[tuple[str, str], ...] = (("v1", "/users/me"),)
+
+
+def field_endpoints(streams: Iterable[StreamDef] = STREAMS) -> dict[str, FieldEndpoint]:
+    """Entity → where its field definitions are read (the ``*_fields`` streams' endpoints)."""
+    return {s.fields_of: FieldEndpoint(s.version, s.endpoint, s.paging) for s in streams if s.fields_of}
+
+
+def endpoints(streams: Iterable[StreamDef] = STREAMS) -> list[tuple[str, str]]:
+    """Every (version, path) the tap reads, in registry order."""
+    out = [(s.version, s.endpoint) for s in streams]
+    return [*dict.fromkeys([*out, *OTHER_ENDPOINTS])]
+
+
+_PAGING_TEXT = {CURSOR: "cursor", OFFSET: "offset", TIME: "by `updated_since`", NONE: "none"}
+_REPLICATION_TEXT = {
+    INCREMENTAL: "`update_time`",
+    NEWEST_FIRST: "`update_time`, newest first down to the bookmark",
+    FULL_TABLE: "full table",
+    WITH_PARENT: "with its parent stream",
+}
+
+
+def markdown_table(streams: Iterable[StreamDef] = STREAMS) -> str:
+    """The README's streams table."""
+    rows = [
+        "| stream | API | endpoint | paging | key | replication | tokens a request | what |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in streams:
+        query = "&".join(f"{k}={v}" for k, v in s.params.items())
+        endpoint = f"`/api/{s.version}{s.endpoint}{'?' + query if query else ''}`"
+        paging = _PAGING_TEXT[s.paging] + (f", {s.page_size}" if s.paging is not NONE else "")
+        keys = ", ".join(f"`{k}`" for k in s.keys)
+        rows.append(
+            f"| `{s.name}` | {s.version} | {endpoint} | {paging} | {keys} | "
+            f"{_REPLICATION_TEXT[s.replication]} | {s.token_cost} | {s.doc} |"
+        )
+    return "\n".join(rows)

@@ -1,0 +1,49 @@
+"""The private SDK hooks the tap relies on still exist with the shape it uses.
+
+Each is used in one place (the stream base, the tap, ``cli.py``); when an SDK release renames
+or reshapes one, this fails loudly instead of the tap misbehaving quietly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import pytest
+from singer_sdk import Stream, Tap
+from singer_sdk.plugin_base import PluginBase, _ConfigInput
+from singer_sdk.streams._state import StreamStateManager
+
+
+def parameters(function) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+@pytest.mark.parametrize(
+    ("owner", "name", "expected"),
+    [
+        (Stream, "_increment_stream_state", ["self", "latest_record", "context"]),
+        (Stream, "_write_state_message", ["self"]),
+        (Stream, "_sync_children", ["self", "child_context"]),
+        (PluginBase, "_validate_config", ["self", "raise_errors"]),
+        (Tap, "_handle_termination", ["self", "signum", "frame"]),
+        (Tap, "cb_config", ["ctx", "param", "value"]),
+    ],
+)
+def test_private_hook_has_the_signature_the_tap_overrides(owner, name, expected):
+    assert parameters(getattr(owner, name)) == expected
+
+
+def test_the_state_manager_keeps_a_flushed_flag():
+    # The stream base sets it to force a STATE write (streams/base.py write_state).
+    assert "is_flushed" in inspect.getsource(StreamStateManager.__init__)
+
+
+def test_the_config_input_is_a_dataclass_of_config_and_parse_env():
+    # cli.CliConfig extends it with the config file paths.
+    assert [f.name for f in dataclasses.fields(_ConfigInput)] == ["config", "parse_env"]
+    assert parameters(_ConfigInput.from_cli_args) == ["args"]
+
+
+def test_the_tap_reads_the_raw_config_where_the_sdk_keeps_it():
+    assert "self._config = config_dict" in inspect.getsource(PluginBase.__init__)
