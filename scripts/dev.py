@@ -11,6 +11,9 @@ What it installs, each into its own virtual environment (created when missing):
 - ``.venv``: this project, editable, with its ``test`` extra.
 - ``.venv-tools/target-duckdb``: target-duckdb, the DuckDB loader of the demo. It has its own
   venv because it pins its own ``duckdb`` and ``jsonschema``.
+- ``.venv-tools/target-postgres`` (``test`` only): MeltanoLabs' target-postgres, for the
+  PostgreSQL warehouse tests. It has its own venv because it brings its own SQLAlchemy,
+  psycopg and singer-sdk.
 - ``.venv-tools/meltano`` (``test`` only): Meltano, for the Meltano smoke test.
 
 Each venv holds a stamp file with a hash of what was installed into it (for ``.venv``, the
@@ -49,6 +52,8 @@ STAMP = ".dev-stamp"
 TARGET_DUCKDB = "target-duckdb==0.8.0"
 DUCKDB_PIN = "duckdb>=1.1,<1.3"
 TARGET_DUCKDB_CONFIG = {"add_metadata_columns": True}
+# The SDK's PostgreSQL loader (MeltanoLabs), newest release, checked with PostgreSQL 15.
+TARGET_POSTGRES = "meltanolabs-target-postgres==0.8.1"
 MELTANO = "meltano==4.4.1"
 
 FAKE_TOKEN = "demo-token"  # noqa: S105 - the API token the fake Pipedrive accepts
@@ -174,6 +179,13 @@ def _check_target_duckdb(venv: Path) -> None:
     if result.returncode != 0:
         die(f"target-duckdb self-check failed: {result.stderr.strip()}")
     say("target-duckdb self-check passed (3 of 3 rows loaded)")
+
+
+def ensure_target_postgres() -> Path:
+    """target-postgres in its own venv; returns its executable."""
+    venv = TOOLS / "target-postgres"
+    ensure_venv(venv, [TARGET_POSTGRES], "")
+    return exe(venv, "target-postgres")
 
 
 def ensure_meltano() -> Path:
@@ -343,7 +355,7 @@ CHECKS = (("ruff", ["-m", "ruff", "check", "."]), ("mypy", ["-m", "mypy"]))
 
 
 def test(pytest_args: list[str]) -> int:
-    """Lint, type-check, then run pytest (tool paths in TAP_PIPEDRIVE_TARGET_DUCKDB/_MELTANO)."""
+    """Lint, type-check, then run pytest (tool paths in TAP_PIPEDRIVE_TARGET_DUCKDB, _POSTGRES, _MELTANO)."""
     python = ensure_project()
     for name, args in CHECKS:
         started = time.monotonic()
@@ -354,6 +366,7 @@ def test(pytest_args: list[str]) -> int:
         say(f"{name}: clean ({time.monotonic() - started:.0f} s)")
     env = dict(os.environ)
     env["TAP_PIPEDRIVE_TARGET_DUCKDB"] = str(ensure_target_duckdb())
+    env["TAP_PIPEDRIVE_TARGET_POSTGRES"] = str(ensure_target_postgres())
     env["TAP_PIPEDRIVE_MELTANO"] = str(ensure_meltano())
     say(f"running pytest {' '.join(pytest_args)}".rstrip())
     rc = subprocess.run(  # noqa: S603

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,17 +122,28 @@ def run_tap(
 
 @dataclass
 class Pipeline:
-    """One finished ``tap-pipedrive | target`` pipeline."""
+    """What one ``tap-pipedrive | target`` run did."""
 
-    tap_returncode: int
-    target_returncode: int
+    tap_rc: int
+    target_rc: int
     tap_log: str
     target_log: str
+    seconds: float
+    #: stream -> the key properties of its (last) SCHEMA message
+    keys: dict[str, list[str]] = field(default_factory=dict)
+    #: stream -> the primary keys of the records the tap emitted, in order
+    emitted: dict[str, list] = field(default_factory=dict)
+    #: the states the target printed once their records were loaded (what Meltano stores)
+    target_states: list[dict] = field(default_factory=list)
+    message_types: Counter = field(default_factory=Counter)
+
+    @property
+    def final_state(self) -> dict:
+        return self.target_states[-1] if self.target_states else {}
 
     def assert_ok(self) -> None:
-        """Both ends exited 0 (else show the end of the log of the one that did not)."""
-        assert self.tap_returncode == 0, self.tap_log[-5000:]
-        assert self.target_returncode == 0, self.target_log[-5000:]
+        assert self.tap_rc == 0, f"tap-pipedrive exited {self.tap_rc}:\n{self.tap_log[-5000:]}"
+        assert self.target_rc == 0, f"the target exited {self.target_rc}:\n{self.target_log[-5000:]}"
 
 
 def target_config(name: str, **overrides) -> dict:
@@ -144,33 +159,85 @@ def target_config(name: str, **overrides) -> dict:
     return {**loader.get("config", {}), **overrides}
 
 
+def _tee(tap: subprocess.Popen, sink: subprocess.Popen, pipeline: Pipeline) -> None:
+    """Copy the tap's stdout into the target, noting each message's type, keys and records."""
+    assert tap.stdout is not None
+    assert sink.stdin is not None
+    for line in tap.stdout:
+        message = json.loads(line)
+        kind = message.get("type")
+        pipeline.message_types[kind] += 1
+        if kind == "SCHEMA":
+            pipeline.keys[message["stream"]] = message.get("key_properties") or []
+            pipeline.emitted.setdefault(message["stream"], [])
+        elif kind == "RECORD":
+            stream, record = message["stream"], message["record"]
+            stream_keys = pipeline.keys.get(stream) or [None]
+            pipeline.emitted.setdefault(stream, []).append(record.get(stream_keys[0]))
+        try:
+            sink.stdin.write(line)
+        except BrokenPipeError:  # the target died: its log says why
+            tap.kill()
+            break
+    with contextlib.suppress(BrokenPipeError):
+        sink.stdin.close()
+
+
 def run_pipeline(
-    tap_args: list[str],
-    target: str | Path,
+    folder: Path,
+    tap_config: dict,
     target_settings: dict,
-    tmp_path: Path,
     *,
-    timeout: float = 600,
+    target: Path | str,
+    state: dict | None = None,
+    catalog: dict | None = None,
+    target_env: dict | None = None,
+    timeout: float = 300,
 ) -> Pipeline:
-    """Run ``tap-pipedrive TAP_ARGS | TARGET -c <target_settings>`` as a user's shell would."""
-    target_file = tmp_path / "target-config.json"
-    target_file.write_text(json.dumps(target_settings))
-    tap_log, target_log = tmp_path / "tap.log", tmp_path / "target.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_PIPEDRIVE_")}
-    with tap_log.open("w") as tap_err, target_log.open("w") as target_err:
-        tap = subprocess.Popen(
-            [sys.executable, "-m", "tap_pipedrive", *tap_args],
-            stdout=subprocess.PIPE, stderr=tap_err, stdin=subprocess.DEVNULL, cwd=tmp_path, env=env,
-        )
-        loader = subprocess.Popen(
-            [str(target), "-c", str(target_file)],
-            stdin=tap.stdout, stdout=subprocess.DEVNULL, stderr=target_err, cwd=tmp_path,
-        )
-        assert tap.stdout is not None
-        tap.stdout.close()  # the target owns the pipe now
-        target_rc = loader.wait(timeout=timeout)
-        tap_rc = tap.wait(timeout=60)
-    return Pipeline(tap_rc, target_rc, tap_log.read_text(), target_log.read_text())
+    """Pipe the tap into ``target``, reading the tap's messages on the way (a tee)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tap_cmd = [sys.executable, "-m", "tap_pipedrive", "--config", str(folder / "tap.json")]
+    (folder / "tap.json").write_text(json.dumps(tap_config), encoding="utf-8")
+    for name, value in (("state", state), ("catalog", catalog)):
+        if value is not None:
+            (folder / f"{name}.json").write_text(json.dumps(value), encoding="utf-8")
+            tap_cmd += [f"--{name}", str(folder / f"{name}.json")]
+    (folder / "target.json").write_text(json.dumps(target_settings), encoding="utf-8")
+    # Neither the caller's tap/target settings nor its libpq defaults leak in.
+    base_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("TAP_PIPEDRIVE_", "TARGET_POSTGRES_", "PG"))}
+    tap_log, target_log, states = folder / "tap.log", folder / "target.log", folder / "states.jsonl"
+    pipeline = Pipeline(tap_rc=-1, target_rc=-1, tap_log="", target_log="", seconds=0.0)
+    started = time.monotonic()
+    with tap_log.open("w") as tap_err, target_log.open("w") as target_err, states.open("w") as out:
+        tap = subprocess.Popen(tap_cmd, stdout=subprocess.PIPE, stderr=tap_err,
+                               stdin=subprocess.DEVNULL, env=base_env, cwd=folder, text=True)
+        sink = subprocess.Popen([str(target), "--config", str(folder / "target.json")],
+                                stdin=subprocess.PIPE, stdout=out, stderr=target_err,
+                                env=base_env | (target_env or {}), cwd=folder, text=True)
+        timer = threading.Timer(timeout, lambda: (tap.kill(), sink.kill()))
+        timer.start()
+        try:
+            _tee(tap, sink, pipeline)
+            pipeline.target_rc = sink.wait()
+            pipeline.tap_rc = tap.wait()
+        finally:
+            timer.cancel()
+            for proc in (tap, sink):
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            assert tap.stdout is not None
+            tap.stdout.close()
+    pipeline.seconds = time.monotonic() - started
+    pipeline.tap_log = tap_log.read_text(encoding="utf-8")
+    pipeline.target_log = target_log.read_text(encoding="utf-8")
+    # A target prints each state it has committed as a bare JSON object, one a line.
+    pipeline.target_states = [
+        json.loads(line) for line in states.read_text(encoding="utf-8").splitlines() if line.startswith("{")
+    ]
+    assert_no_secret(pipeline.tap_log, pipeline.target_log)
+    return pipeline
 
 
 def catalog_selecting(catalog: dict, streams: set[str]) -> dict:

@@ -542,13 +542,12 @@ def test_flattened_deals_load_into_duckdb_with_one_typed_column_per_field(
 ) -> None:
     account = world.account
     config = basic_config(world.fake, flattening_enabled=True, flattening_max_depth=3)
-    (tmp_path / "tap.json").write_text(json.dumps(config))
-    (tmp_path / "catalog.json").write_text(
-        json.dumps(catalog_selecting(json.loads(json.dumps(world.catalog)), {"deals"})))
+    catalog = catalog_selecting(json.loads(json.dumps(world.catalog)), {"deals"})
     db = tmp_path / "x.duckdb"
     settings = target_config("target-duckdb", filepath=str(db), default_target_schema="pipedrive")
-    args = ["--config", str(tmp_path / "tap.json"), "--catalog", str(tmp_path / "catalog.json")]
-    run_pipeline(args, TARGET_DUCKDB, settings, tmp_path, timeout=120).assert_ok()
+    run_pipeline(
+        tmp_path, config, settings, target=TARGET_DUCKDB, catalog=catalog, timeout=120
+    ).assert_ok()
     out = json.loads(subprocess.run(
         [str(Path(TARGET_DUCKDB).with_name("python")), "-c", DUCKDB_COLUMNS, str(db)],
         check=True, capture_output=True, text=True, timeout=60,

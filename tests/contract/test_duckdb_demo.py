@@ -43,11 +43,8 @@ def test_tap_into_target_duckdb_lands_every_row_of_a_small_account(tmp_path: Pat
     db = tmp_path / "pipedrive.duckdb"
     settings = target_config("target-duckdb", filepath=str(db), default_target_schema=SCHEMA)
     with FakePipedrive(size="small") as server:
-        tap_config = tmp_path / "tap.json"
-        tap_config.write_text(json.dumps(
-            {"company_domain": "demo", "api_token": "demo-token", "api_url": server.url}
-        ))
-        run_pipeline(["--config", str(tap_config)], TARGET_DUCKDB, settings, tmp_path).assert_ok()
+        tap_config = {"company_domain": "demo", "api_token": "demo-token", "api_url": server.url}
+        run_pipeline(tmp_path, tap_config, settings, target=TARGET_DUCKDB).assert_ok()
         expected = {stream: sorted(server.account.ids(stream)) for stream in STREAMS}
 
     read = subprocess.run(
