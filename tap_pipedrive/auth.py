@@ -25,12 +25,13 @@ import typing as t
 from pathlib import Path
 from urllib.parse import urlparse
 
+import backoff
 import requests
 from singer_sdk.authenticators import OAuthAuthenticator
 from typing_extensions import override
 
 from tap_pipedrive.config_checks import url_problem
-from tap_pipedrive.errors import AuthError, ConfigError, ConnectError, one_line
+from tap_pipedrive.errors import AuthError, ConfigError, ConnectError, is_unreachable, one_line
 from tap_pipedrive.settings import AuthScheme
 
 if t.TYPE_CHECKING:
@@ -98,6 +99,14 @@ def token_store_for(settings: Settings, config_paths: Sequence[str]) -> tuple[Re
     return RefreshTokenStore(path, expected=settings.refresh_token), ""
 
 
+class _TokenEndpointFaultError(Exception):
+    """A fault of the OAuth token endpoint that is worth retrying (5xx, 429, a cut answer)."""
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
 class PipedriveAuthenticator(OAuthAuthenticator):
     """Authenticates requests with an API token (``Basic``) or OAuth (``OAuth``)."""
 
@@ -115,6 +124,8 @@ class PipedriveAuthenticator(OAuthAuthenticator):
         token_store: RefreshTokenStore | None = None,
         write_back_hint: str = "",
         clock: Callable[[], dt.datetime] | None = None,
+        max_retries: int = 5,
+        retry_initial_delay: float = 1.0,
     ) -> None:
         """Set up the scheme's credentials; nothing is sent until the first request."""
         oauth_headers = {"User-Agent": user_agent}
@@ -136,6 +147,8 @@ class PipedriveAuthenticator(OAuthAuthenticator):
         self._token_store = token_store
         self._write_back_hint = write_back_hint
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self._max_retries = max_retries
+        self._retry_initial_delay = retry_initial_delay
         self._lock = threading.Lock()
         self.logger = LOGGER
 
@@ -206,25 +219,30 @@ class PipedriveAuthenticator(OAuthAuthenticator):
         host = urlparse(self.auth_endpoint).hostname or self.auth_endpoint
         self.logger.info("Requesting a new OAuth access token from %s", host)
         requested_at = self._clock()
+        retrying = backoff.on_exception(
+            lambda: backoff.expo(factor=self._retry_initial_delay, max_value=60),
+            _TokenEndpointFaultError,
+            max_tries=self._max_retries + 1,
+            jitter=backoff.full_jitter,
+            on_backoff=lambda details: self.logger.warning(
+                "OAuth token endpoint %s: retry %d of %d in %.1fs after: %s",
+                host,
+                details["tries"],
+                self._max_retries,
+                details["wait"],
+                details["exception"],
+            ),
+            logger=None,
+        )(self._token_response)
         try:
-            response = self._session.post(
-                self.auth_endpoint,
-                headers=self._oauth_headers,
-                data=self.oauth_request_payload,
-                timeout=self._timeout,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            msg = f"cannot reach {host} ({type(exc).__name__})"
-            raise ConnectError(msg) from None
-        if response.status_code != 200:  # noqa: PLR2004
-            raise AuthError(self._refusal(response))
-        try:
-            body = response.json()
-            self.access_token = body["access_token"]
-        except (ValueError, KeyError, TypeError):
-            msg = f"the OAuth token endpoint {host} sent an unreadable answer"
+            body = retrying(host)
+        except _TokenEndpointFaultError as exc:
+            if exc.unreachable:
+                msg = f"cannot reach {host} ({exc})"
+                raise ConnectError(msg) from None
+            msg = f"the OAuth token endpoint {host} failed after {self._max_retries + 1} attempts: {exc}"
             raise AuthError(msg) from None
+        self.access_token = body["access_token"]
         self.expires_in = int(body["expires_in"]) if body.get("expires_in") else None
         self.last_refreshed = requested_at
         self.refresh_count += 1
@@ -234,6 +252,35 @@ class PipedriveAuthenticator(OAuthAuthenticator):
         if new_refresh and new_refresh != self.refresh_token:
             self.refresh_token = new_refresh
             self._persist_rotated_token(new_refresh)
+
+    def _token_response(self, host: str) -> dict[str, t.Any]:
+        """One refresh request: the token response, a rejection, or a fault worth retrying."""
+        try:
+            response = self._session.post(
+                self.auth_endpoint,
+                headers=self._oauth_headers,
+                data=self.oauth_request_payload,
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+            _ = response.content  # a cut connection shows here
+        except requests.RequestException as exc:
+            raise _TokenEndpointFaultError(type(exc).__name__, unreachable=is_unreachable(exc)) from None
+        status = response.status_code
+        if status in (400, 401):  # Pipedrive's OAuth server says what it rejects
+            raise AuthError(self._refusal(response))
+        if status == 429 or status >= 500:  # noqa: PLR2004
+            raise _TokenEndpointFaultError(f"{status} {response.reason or 'Server Error'}")
+        if status != 200:  # noqa: PLR2004
+            msg = f"the OAuth token endpoint {host} answered {status} ({response.reason or 'error'})"
+            raise AuthError(msg)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+            raise _TokenEndpointFaultError("an unreadable answer (not a token response)")
+        return body
 
     def _refusal(self, response: requests.Response) -> str:
         """Say why the token endpoint refused, naming the credential at fault."""

@@ -13,6 +13,18 @@ EXIT_SIGNAL_BASE = 128
 MAX_MESSAGE = 300
 
 
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether a connection error means the host was not reached at all (DNS, refused).
+
+    Not reached, as opposed to an established connection that was cut.
+    """
+    text = repr(exc)
+    return any(
+        marker in text
+        for marker in ("NameResolution", "Failed to resolve", "Connection refused", "NewConnectionError")
+    )
+
+
 def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
     """Fold ``text`` to a single line of at most ``limit`` characters."""
     flat = " ".join(str(text).split())
@@ -70,3 +82,13 @@ class BudgetExhaustedError(PipedriveError):
     """
 
     exit_code = EXIT_BUDGET
+
+
+class StoppedBySignalError(PipedriveError):
+    """SIGTERM or SIGINT: the run stops at the next point where STATE covers what was written."""
+
+    def __init__(self, signum: int) -> None:
+        """Remember the signal; the exit code is 128 + its number."""
+        super().__init__(f"stopped by signal {signum}; the final STATE covers every record written")
+        self.signum = signum
+        self.exit_code = EXIT_SIGNAL_BASE + signum

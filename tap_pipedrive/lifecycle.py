@@ -15,7 +15,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.singerlib import StateMessage
 
 from tap_pipedrive.cli import CliConfig
-from tap_pipedrive.errors import EXIT_SIGNAL_BASE, PipedriveError
+from tap_pipedrive.errors import EXIT_SIGNAL_BASE, PipedriveError, StoppedBySignalError
 
 if t.TYPE_CHECKING:
     from tap_pipedrive.tap import TapPipedrive
@@ -47,7 +47,8 @@ def run(
     except Exception as exc:  # every failure ends in one line and an exit code
         error = exc if isinstance(exc, PipedriveError) else unexpected(exc)
         if tap is None:
-            tap_class.logger.error("%s", error)  # noqa: TRY400 - the traceback is for DEBUG only
+            stopped = isinstance(error, StoppedBySignalError)
+            (tap_class.logger.warning if stopped else tap_class.logger.error)("%s", error)
             tap_class.logger.debug("Traceback of the failure", exc_info=exc)
             sys.exit(error.exit_code)
         end_run(tap, error, exc)
@@ -67,6 +68,9 @@ def end_run(
     log_summary(tap)
     if error is None:
         sys.exit(0)
+    if isinstance(error, StoppedBySignalError):
+        tap.logger.warning("Stopped by signal %d; the final STATE covers every record written", error.signum)
+        sys.exit(error.exit_code)
     tap.logger.debug("Traceback of the failure", exc_info=cause or error)
     tap.logger.error("%s: %s", tap.settings.connection_name, tap.redactor.redact(str(error)))
     sys.exit(error.exit_code)

@@ -16,6 +16,7 @@ from tap_pipedrive.errors import StreamUnavailableError
 from tap_pipedrive.http.client import PipedriveClient
 from tap_pipedrive.http.paging import ListRequest, PagingKind
 from tap_pipedrive.report import RunReport
+from tap_pipedrive.stopping import StopSignal
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -87,6 +88,7 @@ class Services:
     fields: FieldCatalog
     report: RunReport
     custom: CustomFieldOptions
+    stop: StopSignal
 
     @property
     def authenticator(self) -> PipedriveAuthenticator:
@@ -118,8 +120,11 @@ class Services:
             user_agent=settings.user_agent,
             token_store=token_store,
             write_back_hint=write_back_hint,
+            max_retries=settings.max_retries,
+            retry_initial_delay=settings.retry_initial_delay,
         )
         report = RunReport()
+        stop = StopSignal()
         client = PipedriveClient(
             authenticator=authenticator,
             base_url=settings.api_url,
@@ -130,6 +135,7 @@ class Services:
             max_retries=settings.max_retries,
             retry_initial_delay=settings.retry_initial_delay,
             max_tokens_per_run=settings.max_tokens_per_run,
+            stop=stop,
         )
         return cls(
             settings=settings,
@@ -137,4 +143,5 @@ class Services:
             fields=FieldCatalog(client, field_endpoints),
             report=report,
             custom=CustomFieldOptions(mode=settings.custom_fields_mode, pins=settings.custom_field_names),
+            stop=stop,
         )

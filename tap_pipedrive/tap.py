@@ -140,8 +140,10 @@ class TapPipedrive(Tap):
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """On SIGTERM/SIGINT: a final STATE, the summary, exit 128 + signal."""
-        lifecycle.on_signal(self, signum)
+        """On SIGTERM/SIGINT: stop where STATE covers what was written; exit 128 + signal."""
+        if self._services is None:
+            lifecycle.on_signal(self, signum)  # nothing read yet: stop at once
+        self._services.stop.request(signum)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,12 @@ from tap_pipedrive.errors import (
     ConnectError,
     StreamUnavailableError,
     TransientError,
+    is_unreachable,
 )
 from tap_pipedrive.http import paging
 from tap_pipedrive.http.limits import RateLimiter, TokenBudget
 from tap_pipedrive.http.status import Action, classify
+from tap_pipedrive.stopping import StopSignal
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, MutableMapping
@@ -83,15 +85,6 @@ def retry_wait(headers: Mapping[str, str]) -> float:
     return max(waits)
 
 
-def _is_unreachable(exc: requests.ConnectionError) -> bool:
-    """Whether the host could not be reached at all (DNS, refused), not a cut connection."""
-    text = repr(exc)
-    return any(
-        marker in text
-        for marker in ("NameResolution", "Failed to resolve", "Connection refused", "NewConnectionError")
-    )
-
-
 class PipedriveClient:
     """Sends GET requests to Pipedrive for every stream of one run (thread-safe)."""
 
@@ -108,6 +101,7 @@ class PipedriveClient:
         retry_initial_delay: float = 1.0,
         max_tokens_per_run: int | None = None,
         limiter: RateLimiter | None = None,
+        stop: StopSignal | None = None,
     ) -> None:
         """Set up the shared session.
 
@@ -121,7 +115,8 @@ class PipedriveClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.retry_initial_delay = retry_initial_delay
-        self.limiter = limiter or RateLimiter()
+        self.stop = stop or StopSignal()
+        self.limiter = limiter or RateLimiter(sleep=self.stop.sleep)
         self.budget = TokenBudget(max_tokens=max_tokens_per_run)
         self.stats = stats
         self.session = requests.Session()
@@ -130,8 +125,10 @@ class PipedriveClient:
     @functools.cached_property
     def base_url(self) -> str:
         """The API base, e.g. ``https://acme.pipedrive.com``."""
-        base = self._base_url or self.authenticator.api_base(self._default_base_url)
-        return base.rstrip("/")
+        if self._base_url:
+            return self._base_url.rstrip("/")
+        with self.stop.shielded():  # a refresh may rotate the refresh token: let it finish
+            return self.authenticator.api_base(self._default_base_url).rstrip("/")
 
     @property
     def host(self) -> str:
@@ -162,7 +159,8 @@ class PipedriveClient:
             logger=None,
         )(self._attempt)
         try:
-            return retrying(call)
+            with self.stop.interruptible():  # nothing is half-written while we wait on Pipedrive
+                return retrying(call)
         except TransientError as exc:
             if getattr(self._local, "unreachable", False):
                 msg = f"cannot reach {self.host} ({exc})"
@@ -242,7 +240,8 @@ class PipedriveClient:
                 params=call.params,
                 headers={"User-Agent": self.user_agent, "Accept": "application/json"},
             )
-            prepared = self.authenticator(self.session.prepare_request(request))
+            with self.stop.shielded():  # a refresh may rotate the refresh token: let it finish
+                prepared = self.authenticator(self.session.prepare_request(request))
             used_token = self.authenticator.access_token
             response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False)
             headers = response.headers
@@ -254,7 +253,7 @@ class PipedriveClient:
             msg = "the connection was cut mid-response"
             raise TransientError(msg) from None
         except requests.ConnectionError as exc:
-            self._local.unreachable = headers is None and _is_unreachable(exc)
+            self._local.unreachable = headers is None and is_unreachable(exc)
             msg = "connection refused or DNS failure" if self._local.unreachable else "the connection failed"
             raise TransientError(msg) from None
         finally:

@@ -159,8 +159,13 @@ class PipedriveStream(Stream):
 
     @override
     def _increment_stream_state(self, latest_record: Record, *, context: Context | None = None) -> None:
-        """The SDK's hook after each record is written: see :meth:`record_written`."""
+        """The SDK's hook after each record is written: see :meth:`record_written`.
+
+        A stop (SIGTERM) asked for while the record was written happens here, once STATE
+        takes the record in.
+        """
         self.record_written(latest_record, context)
+        self.services.stop.checkpoint()
 
     def record_written(self, record: Record, context: Context | None) -> None:
         """A record has been written: move the bookmark past it (subclasses may hold it)."""

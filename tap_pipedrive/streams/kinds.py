@@ -49,44 +49,93 @@ class NewestFirstStream(PipedriveStream):
     Pipedrive cannot filter these lists by time, but it can sort them by ``update_time``: the
     tap reads newest first and stops at the first record older than the bookmark, so a run
     with few changes spends one request, not one per page of the whole list. The bookmark
-    moves (to the newest ``update_time`` read) only once the read is complete: a run stopped
-    part-way reads the same range again next time. An update during the read moves a record
-    to the top, which makes the next page repeat a record but never skip one.
+    moves (to the newest ``update_time`` read) once the read is complete. While it is not,
+    STATE keeps what the read has written as windows of time (``read``: each window's newest
+    and oldest second, with the ids written at each), so a run stopped part-way resumes
+    without writing a record twice: the next run skips what the windows cover. An update
+    during the read moves a record to the top, which makes the next page repeat a record
+    (covered, so skipped) but never skip one.
     """
 
     @override
     def get_records(self, context: Context | None) -> Iterable[Record]:
         """Read pages newest first until the records are older than the bookmark."""
-        self._newest: str | None = None
-        self._newest_ids: list[object] = []
+        state = self.get_context_state(context)
+        windows: list[Window] = state.setdefault("read", [])
+        self._active: Window | None = None
         start = self.get_starting_timestamp(context)
         floor = second(start) if start is not None else None
         for record in super().get_records(context):
-            if floor is not None and str(update_stamp(record)) < floor:
+            stamp = str(update_stamp(record))
+            if floor is not None and stamp < floor:
                 break  # everything after this is older still
-            yield record
-        self._move_to_newest(context)
+            covering = next((w for w in windows if _covers(w, stamp, record.get("id"))), None)
+            if covering is None:
+                yield record
+            elif covering is not self._active:
+                # Everything from the active window down to this one has been read: one window.
+                self._active = _merge(windows, self._active, covering)
+        self._move_to_newest(context, windows)
 
     @override
     def record_written(self, record: Record, context: Context | None) -> None:
-        """Note the newest ``update_time`` written (the bookmark moves at the end)."""
-        value = record.get("update_time")
-        if value is None:
-            return
-        if self._newest is None or value > self._newest:
-            self._newest, self._newest_ids = value, [record.get("id")]
-        elif value == self._newest:
-            self._newest_ids.append(record.get("id"))
+        """Extend the window being written down to this record."""
+        stamp, rid = str(update_stamp(record)), record.get("id")
+        windows: list[Window] = self.get_context_state(context)["read"]
+        active = self._active
+        if active is None:
+            active = self._active = {"high": stamp, "high_ids": [], "low": stamp, "low_ids": []}
+            windows.append(active)
+        if stamp < active["low"]:
+            active["low"], active["low_ids"] = stamp, []
+        # newest first: a record not covered is at (or below) the window's oldest second, or
+        # at its newest (updated in that second after an interrupted read passed it)
+        active["low_ids" if stamp == active["low"] else "high_ids"].append(rid)
+        if active["low"] == active["high"]:
+            active["high_ids"] = active["low_ids"]
 
-    def _move_to_newest(self, context: Context | None) -> None:
-        """Move the bookmark to the newest record written, with the ids written at it."""
-        if self._newest is None:
-            return
+    def _move_to_newest(self, context: Context | None, windows: list[Window]) -> None:
+        """The read is complete: the bookmark moves to the newest record written."""
         state = self.get_context_state(context)
         old = state.get("replication_key_value")
-        if old is not None and self._newest < old:
-            return
-        ids = self._newest_ids
-        if self._newest == old:
-            ids = [*state.get("bookmark_ids", ()), *ids]
-        self.set_bookmark(context, self._newest, ids)
+        newest, ids = old, list(state.get("bookmark_ids", ()))
+        for window in windows:
+            if newest is None or window["high"] > newest:
+                newest, ids = window["high"], list(window["high_ids"])
+            elif window["high"] == newest:
+                ids += [i for i in window["high_ids"] if i not in ids]
+        state.pop("read", None)
+        if newest is None:
+            self.write_state(force=True)
+        else:
+            self.set_bookmark(context, str(newest), ids)
+
+
+#: A stretch of time a newest-first read has written: its newest and oldest second, and the
+#: ids written at each (every record strictly between was written too).
+Window = dict[str, t.Any]
+
+
+def _covers(window: Window, stamp: str, rid: object) -> bool:
+    if window["low"] < stamp < window["high"]:
+        return True
+    return (stamp == window["high"] and rid in window["high_ids"]) or (
+        stamp == window["low"] and rid in window["low_ids"]
+    )
+
+
+def _merge(windows: list[Window], active: Window | None, reached: Window) -> Window:
+    """Join the window being written with the one the read has just reached."""
+    if active is None:
+        return reached
+    windows.remove(active)
+    high, high_ids = _end(active, reached, "high", max)
+    low, low_ids = _end(active, reached, "low", min)
+    reached.update(high=high, high_ids=high_ids, low=low, low_ids=low_ids)
+    return reached
+
+
+def _end(a: Window, b: Window, end: str, pick: t.Callable[[str, str], str]) -> tuple[str, list[object]]:
+    value = pick(a[end], b[end])
+    ids = [i for w in (a, b) if w[end] == value for i in w[f"{end}_ids"]]
+    return value, list(dict.fromkeys(ids))

@@ -366,7 +366,7 @@ def test_files_and_archived_leads_are_read_newest_first_down_to_the_bookmark(fak
     assert run4.ids("archived_leads") == []
 
 
-def test_a_newest_first_read_that_stops_part_way_keeps_its_bookmark(fake_factory, catalog, tmp_path):
+def test_a_newest_first_read_that_stops_part_way_resumes_without_loss_or_repeat(fake_factory, catalog, tmp_path):
     server = fake_factory(counts={"files": 250})
     run1 = sync(server, tmp_path, catalog=select(catalog, {"files"}))
     changed = [r["id"] for r in sorted_by_update_time(server, "files")[:150]]
@@ -378,11 +378,17 @@ def test_a_newest_first_read_that_stops_part_way_keeps_its_bookmark(fake_factory
     run2 = sync(server, tmp_path, catalog=select(catalog, {"files"}), state=run1.final_state, expect_ok=False)
     assert run2.returncode == 1
     assert len(run2.ids("files")) == 100
-    # The bookmark did not move, so the next run reads all 150 changes again: nothing lost.
+    # The bookmark did not move (the read is not complete); STATE says what it wrote.
     for key in ("replication_key_value", "bookmark_ids"):
         assert bookmark(run2, "files")[key] == bookmark(run1, "files")[key]
+    assert bookmark(run2, "files")["read"], "the part read is not in STATE"
     run3 = sync(server, tmp_path, catalog=select(catalog, {"files"}), state=run2.final_state)
-    assert_exact(run3.ids("files"), changed, "files after the stopped run")
+    # The next run writes the other 50 changes, and none of the 100 again.
+    assert_exact(run2.ids("files") + run3.ids("files"), changed, "files across the stopped run")
+    assert "read" not in bookmark(run3, "files")
+    assert bookmark(run3, "files")["replication_key_value"] > bookmark(run1, "files")["replication_key_value"]
+    run4 = sync(server, tmp_path, catalog=select(catalog, {"files"}), state=run3.final_state)
+    assert run4.ids("files") == []
 
 
 def test_300_records_in_one_second_across_a_page_boundary_are_emitted_once_and_not_again(
