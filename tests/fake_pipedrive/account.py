@@ -30,6 +30,7 @@ from .values import (
     complete,
     epoch,
     fmt_time,
+    like_example,
 )
 
 # The default clock: a fixed instant after all generated data.
@@ -118,6 +119,7 @@ STAGES = ("Qualified", "Contact made", "Demo scheduled", "Proposal made", "Negot
           "Contract sent", "Verbal yes")
 FILE_NAMES = ("Proposal.pdf", "Contract signed.pdf", "Pricing 2025.xlsx", "Meeting notes.docx",
               "Logo.png", "Angebot Müller.pdf", "NDA.pdf", "Requirements.docx")
+FILE_TYPES = {"pdf": "pdf", "xlsx": "xls", "docx": "doc", "png": "img"}  # extension -> file_type
 FILTER_TYPES = ("deals", "leads", "org", "people", "products", "activity")
 LOST_REASONS = ("Price too high", "Went with competitor", "No budget")
 
@@ -149,7 +151,8 @@ class Account:
         self._now = NOW0
         self._tables: dict[str, dict] = {t: {} for t in SPEC_OF}
         self._fields: dict[str, list[Field]] = {}
-        self._leftovers: dict[str, dict] = {}
+        self._leftovers: dict[str, tuple[dict, dict]] = {}
+        self._xgens: dict[str, Gen] = {}
         self._mut_gen = Gen(FastRandom(f"{seed}:mutations"))
         self._deal_ids_pool: list[int] = []
         self._version = 0
@@ -344,14 +347,32 @@ class Account:
         return {f.code: (make(f, gen, ctx, ref) if rnd() < fill else None)
                 for f in self._fields[kind] if f.custom}
 
+    def _xgen(self, table: str) -> Gen:
+        """The random stream for the keys a table's example shows beyond its schema: its own,
+        so that adding such keys leaves every other value of the table as it was."""
+        gen = self._xgens.get(table)
+        if gen is None:
+            gen = self._xgens[table] = self._rng(f"{table}:example")
+        return gen
+
     def _finish(self, table: str, rec: dict, gen: Gen, at: int) -> dict:
-        """Fill in the documented fields the builder left out."""
+        """Fill in the documented fields the builder left out: the schema's, then the keys only
+        the spec's example shows (live responses carry them too)."""
         # builders always set the same keys, so the leftovers are found once per table
         leftovers = self._leftovers.get(table)
         if leftovers is None:
-            props = spec.props(SPEC_OF[table])
-            leftovers = self._leftovers[table] = {k: v for k, v in props.items() if k not in rec}
-        return complete(rec, leftovers, gen, at, TIME_FORMATS[table])
+            key = SPEC_OF[table]
+            props, shown = spec.props(key), spec.example_only(key)
+            leftovers = self._leftovers[table] = (
+                {k: v for k, v in props.items() if k not in rec},
+                {k: v for k, v in shown.items() if k not in rec})
+        fmt = TIME_FORMATS[table]
+        complete(rec, leftovers[0], gen, at, fmt)
+        if leftovers[1]:
+            xgen = self._xgen(table)
+            for name, sample in leftovers[1].items():
+                rec[name] = like_example(xgen, name, sample, at, fmt)
+        return rec
 
     @staticmethod
     def _t(table: str, epoch_s: int | None) -> str | None:
@@ -408,7 +429,8 @@ class Account:
         name = PIPELINES[(rid - 1) % len(PIPELINES)] + ("" if rid <= len(PIPELINES) else f" {rid}")
         return self._finish("pipelines", {
             "id": rid, "name": name, "order_nr": rid, "is_deleted": False,
-            "is_deal_probability_enabled": rid == 1, "add_time": self._t("pipelines", at),
+            "is_deal_probability_enabled": rid == 1, "is_selected": rid == 1,
+            "add_time": self._t("pipelines", at),
             "update_time": self._t("pipelines", ut),
         }, gen, at)
 
@@ -439,6 +461,7 @@ class Account:
         name = gen.company()
         return self._finish("organizations", {
             "id": rid, "name": name, "owner_id": rng.choice(self._ids("users")),
+            "org_id": rid,  # the spec's example shows an organization's own id under org_id too
             "add_time": self._t("organizations", at), "update_time": self._t("organizations", ut),
             "is_deleted": False, "visible_to": rng.choice((3, 3, 7)), "address": gen.address(),
             "label_ids": self._labels(gen, "organization"),
@@ -505,7 +528,7 @@ class Account:
         status = rng.choices(("open", "won", "lost"), (0.6, 0.25, 0.15))[0]
         closed = gen.between(at, ut) if status in ("won", "lost") else None
         who = _name(orgs, org_id) or _name(persons, person_id) or "New customer"
-        return self._finish("deals", {
+        rec = {
             "id": rid, "title": f"{who} - {rng.choice(PRODUCT_NAMES)}",
             "owner_id": rng.choice(self._ids("users")), "person_id": person_id, "org_id": org_id,
             "pipeline_id": pipeline_id, "stage_id": stage["id"],
@@ -523,7 +546,18 @@ class Account:
             "expected_close_date": fmt_time(at + rng.randint(14, 180) * DAY, DATE),
             "label_ids": self._labels(gen, "deal"),
             "custom_fields": self._custom_values(gen, "deal", at),
-        }, gen, at)
+        }
+        # the keys the spec's example shows beyond the schema, from their own random stream
+        xgen = self._xgen("deals")
+        rec["creator_user_id"] = (rec["owner_id"] if xgen.rng.random() < 0.7
+                                  else xgen.rng.choice(self._ids("users")))
+        archived_at = ut if xgen.rng.random() < 0.6 else xgen.between(at, ut)
+        rec["archive_time"] = self._t("deals", archived_at) if archived else None
+        local = fmt_time(closed, DATE) if closed is not None else None
+        rec["local_close_date"] = local
+        rec["local_won_date"] = local if rec["won_time"] else None
+        rec["local_lost_date"] = local if rec["lost_time"] else None
+        return self._finish("deals", rec, gen, at)
 
     def _build_deal_products(self, gen: Gen, rid: int, at: int, ut: int, *,
                              deal: dict | None = None, order_nr: int = 1) -> dict:
@@ -645,6 +679,7 @@ class Account:
             "organization": {"name": orgs[org_id]["name"]} if org_id else None,
             "project": None, "task": None, "active_flag": True, "last_update_user_id": user_id,
             "pinned_to_deal_flag": bool(deal) and rng.random() < 0.1,
+            "pinned_to_lead_flag": bool(lead_id) and self._xgen("notes").rng.random() < 0.1,
             "pinned_to_organization_flag": False, "pinned_to_person_flag": False,
             "pinned_to_project_flag": False, "pinned_to_task_flag": False,
             "user": self._user_ref(user_id),
@@ -663,6 +698,7 @@ class Account:
             "product_id": None, "activity_id": None, "lead_id": None, "project_id": None,
             "add_time": self._t("files", at), "update_time": self._t("files", ut),
             "file_name": f"{gen.hexid(8)}_{name}", "name": name,
+            "file_type": FILE_TYPES.get(name.rsplit(".", 1)[-1], "other"), "log_id": None,
             "file_size": rng.randint(2_000, 8_000_000), "active_flag": True, "inline_flag": False,
             "remote_location": "s3", "remote_id": gen.hexid(24), "cid": None,
             "s3_bucket": "pipedrive-files", "mail_message_id": None, "mail_template_id": None,
@@ -838,6 +874,8 @@ class Account:
             row = self._row(entity, rid)
             row["is_archived"] = True
             self._stamp(table, row)
+            if table == "deals":
+                row["archive_time"] = row["update_time"]
             self._tick(advance)
 
     def set_update_time(self, entity: str, ids: object, ts: dt.datetime | int | str) -> None:

@@ -45,6 +45,17 @@ def props(key: str) -> dict[str, dict]:
     return ENDPOINTS[key]["item"].get("properties", {})
 
 
+def example(key: str) -> dict:
+    """The spec's example item of an endpoint (``{}`` when the spec has none)."""
+    return ENDPOINTS[key].get("example") or {}
+
+
+def example_only(key: str) -> dict:
+    """Keys the example shows but the item schema omits, with the example's values."""
+    declared = props(key)
+    return {k: v for k, v in example(key).items() if k not in declared}
+
+
 def token_cost(key: str) -> int:
     """x-token-cost of the GET operation ``key`` ("v2 /deals")."""
     return int(ENDPOINTS[key]["token_cost"])
