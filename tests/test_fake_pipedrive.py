@@ -53,6 +53,24 @@ LISTS = {
     "v1 /callLogs": ("/api/v1/callLogs", {}),
     "v1 /noteFields": ("/api/v1/noteFields", {}),
     "v1 /leadFields": ("/api/v1/leadFields", {}),
+    # one request per id of PATH_IDS[key]
+    "v2 /deals/{id}": ("/api/v2/deals/{id}", {}),
+    "v2 /persons/{id}": ("/api/v2/persons/{id}", {}),
+    "v2 /organizations/{id}": ("/api/v2/organizations/{id}", {}),
+    "v2 /activities/{id}": ("/api/v2/activities/{id}", {}),
+    "v2 /products/{id}": ("/api/v2/products/{id}", {}),
+    "v1 /notes/{id}": ("/api/v1/notes/{id}", {}),
+    "v1 /files/{id}": ("/api/v1/files/{id}", {}),
+}
+# the ids an endpoint with a path parameter is walked for
+PATH_IDS = {
+    "v2 /deals/{id}": lambda a: a.ids("deals") + a.ids("archived_deals"),
+    "v2 /persons/{id}": lambda a: a.ids("persons"),
+    "v2 /organizations/{id}": lambda a: a.ids("organizations"),
+    "v2 /activities/{id}": lambda a: a.ids("activities"),
+    "v2 /products/{id}": lambda a: a.ids("products"),
+    "v1 /notes/{id}": lambda a: a.ids("notes"),
+    "v1 /files/{id}": lambda a: a.ids("files"),
 }
 
 
@@ -152,6 +170,11 @@ def endpoint_records(server, session, key: str, include: str = "") -> list[dict]
             records += fetch_all(session, server.url + path, {**query, "deal_ids": ids})
         assert sorted(r["id"] for r in records) == server.account.ids("deal_products")
         return records
+    if key in PATH_IDS:
+        if "limit" not in ENDPOINTS[key]["params"]:
+            del query["limit"]
+        return [record for rid in PATH_IDS[key](server.account)
+                for record in fetch_all(session, server.url + path.format(id=rid), query)]
     return fetch_all(session, server.url + path, query)
 
 
@@ -513,3 +536,107 @@ def test_command_line_server_runs_until_sigterm():
             proc.kill()
             proc.wait()
         proc.stderr.close()
+
+
+# ---- deletes and visibility ------------------------------------------------------------------
+
+V2_SINGLE = {"deals": "deals", "persons": "persons", "organizations": "organizations",
+             "activities": "activities", "products": "products"}
+NOT_FOUND_BODY = {"success": False, "error": "Entity was not found",
+                  "error_info": "Object was not found.", "data": None, "additional_data": None}
+DAY = 86400
+
+
+def listed_ids(session, url: str, **params) -> set:
+    return {r["id"] for r in fetch_all(session, url, params)}
+
+
+@pytest.mark.parametrize("entity", list(V2_SINGLE))
+def test_a_deleted_record_leaves_its_list_and_its_single_get_answers_it_for_30_days(session, entity):
+    account = Account(seed=9)
+    rid = account.ids(entity, **({"status": "open"} if entity == "deals" else {}))[0]
+    with FakePipedrive(account) as srv:
+        list_url, single_url = f"{srv.url}/api/v2/{entity}", f"{srv.url}/api/v2/{entity}/{rid}"
+        before = session.get(single_url).json()["data"]
+        assert before["is_deleted"] is False
+        deleted_at = account.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        account.delete(entity, rid)
+        assert rid not in listed_ids(session, list_url)
+        assert rid not in account.ids(entity) or entity == "deals"
+        if entity == "deals":  # deleted deals stay listable with status=deleted
+            assert rid in listed_ids(session, list_url, status="deleted")
+        r = session.get(single_url)
+        assert r.status_code == 200
+        assert (r.json()["data"]["is_deleted"], r.json()["data"]["update_time"]) == (True, deleted_at)
+        assert account.get(entity, rid)["is_deleted"] is True
+        assert srv.requests[-1]["tokens_charged"] == 1
+        account.advance(30 * DAY - 5)
+        assert session.get(single_url).status_code == 200
+        account.advance(10)  # purged for good 30 days after the delete
+        gone = session.get(single_url)
+        assert (gone.status_code, gone.json()) == (404, NOT_FOUND_BODY)
+        assert rid not in listed_ids(session, list_url, **({"status": "deleted"} if entity == "deals" else {}))
+        with pytest.raises(KeyError):
+            account.get(entity, rid)
+
+
+def test_deleted_notes_are_gone_and_deleted_files_answer_inactive_for_30_days(session):
+    account = Account(seed=9)
+    note, file_id = account.ids("notes")[0], account.ids("files")[0]
+    with FakePipedrive(account) as srv:
+        assert session.get(f"{srv.url}/api/v1/notes/{note}").json()["data"]["id"] == note
+        assert srv.requests[-1]["tokens_charged"] == 2
+        account.delete("notes", note)  # v1: "Deletes a specific note"
+        assert note not in listed_ids(session, f"{srv.url}/api/v1/notes")
+        assert session.get(f"{srv.url}/api/v1/notes/{note}").status_code == 404
+        account.delete("files", file_id)  # v1: "Marks a file as deleted. After 30 days ... permanently"
+        assert file_id not in listed_ids(session, f"{srv.url}/api/v1/files")
+        r = session.get(f"{srv.url}/api/v1/files/{file_id}")
+        assert r.status_code == 200
+        assert r.json()["data"]["active_flag"] is False
+        account.advance(31 * DAY)
+        assert session.get(f"{srv.url}/api/v1/files/{file_id}").status_code == 404
+
+
+@pytest.mark.parametrize(("entity", "base"), [
+    ("deals", "/api/v2/deals"), ("persons", "/api/v2/persons"), ("organizations", "/api/v2/organizations"),
+    ("activities", "/api/v2/activities"), ("products", "/api/v2/products"), ("notes", "/api/v1/notes"),
+    ("files", "/api/v1/files"),
+])
+def test_a_hidden_record_is_in_no_list_and_its_single_get_answers_404(session, entity, base):
+    account = Account(seed=9)
+    rid = account.ids(entity, **({"status": "open"} if entity == "deals" else {}))[0]
+    with FakePipedrive(account) as srv:
+        params = {"status": "open,won,lost,deleted"} if entity == "deals" else {}
+        update_time = account.record(entity, rid)["update_time"]
+        account.hide(entity, rid)
+        assert rid not in listed_ids(session, srv.url + base, **params)
+        assert rid not in account.ids(entity)
+        r = session.get(f"{srv.url}{base}/{rid}")
+        assert (r.status_code, r.json()) == (404, NOT_FOUND_BODY)
+        account.unhide(entity, rid)
+        assert rid in listed_ids(session, srv.url + base, **params)
+        assert session.get(f"{srv.url}{base}/{rid}").json()["data"]["update_time"] == update_time
+
+
+def test_purge_removes_a_deleted_record_before_its_30_days(session):
+    account = Account(seed=9)
+    person = account.ids("persons")[0]
+    account.delete("persons", person)
+    with FakePipedrive(account) as srv:
+        assert session.get(f"{srv.url}/api/v2/persons/{person}").status_code == 200
+        account.purge("persons", person)
+        assert session.get(f"{srv.url}/api/v2/persons/{person}").status_code == 404
+        with pytest.raises(KeyError):
+            account.purge("persons", person)
+
+
+def test_single_gets_validate_their_id_and_options(server, session):
+    deal = server.account.ids("deals")[0]
+    assert session.get(f"{server.url}/api/v2/deals/not-a-number").status_code == 400
+    assert session.get(f"{server.url}/api/v2/deals/999999").status_code == 404
+    assert session.get(f"{server.url}/api/v2/deals/{deal}", params={"include_fields": "nope"}).status_code == 400
+    r = session.get(f"{server.url}/api/v2/deals/{deal}", params={"include_fields": "products_count"})
+    assert r.json()["data"]["products_count"] == sum(
+        1 for p in server.account.records("deal_products") if p["deal_id"] == deal)
+    assert r.json()["data"] == {**server.account.record("deals", deal), "products_count": r.json()["data"]["products_count"]}

@@ -46,7 +46,12 @@ SHARED_SECOND = {
     "leads": (epoch(2025, 5, 5, 5, 5, 5), 0.05),
     "products": (epoch(2025, 1, 20, 16, 45, 0), 0.10),
 }
-DELETED_DEAL_RETENTION = 30 * DAY  # status=deleted lists deals deleted up to 30 days ago
+# Pipedrive keeps a deleted deal, person, organization, activity, product or file for 30 days
+# (then purges it for good): status=deleted lists deals deleted up to 30 days ago, and the
+# single GET answers such records (is_deleted / active_flag false) until then, then 404.
+DELETED_RETENTION = 30 * DAY
+DELETED_DEAL_RETENTION = DELETED_RETENTION
+SOFT_DELETED = frozenset({"persons", "organizations", "activities", "products"})  # is_deleted
 
 SIZES = {
     "small": {
@@ -155,6 +160,7 @@ class Account:
         self._xgens: dict[str, Gen] = {}
         self._mut_gen = Gen(FastRandom(f"{seed}:mutations"))
         self._deal_ids_pool: list[int] = []
+        self._hidden: dict[str, set] = {}  # table -> keys the token's user may not see
         self._version = 0
         self._invalidate()
         # ~60k dicts with no reference cycles: the cyclic GC would only rescan them repeatedly
@@ -753,8 +759,17 @@ class Account:
         return TIME_FORMATS[TABLE_OF.get(table_or_entity, table_or_entity)]
 
     def _visible(self, entity: str) -> list[dict]:
-        """The records an entity's list shows (deals and leads split by archive state)."""
-        rows = self._tables[TABLE_OF[entity]].values()
+        """The records an entity's list shows (deals and leads split by archive state): never
+        hidden ones, and of deleted ones only the deals deleted less than 30 days ago."""
+        table = TABLE_OF[entity]
+        rows = self._tables[table].values()
+        hidden = self._hidden.get(table)
+        if hidden:
+            rows = [r for r in rows if r["id"] not in hidden]
+        if table in SOFT_DELETED:
+            return [r for r in rows if not r["is_deleted"]]
+        if table == "files":
+            return [r for r in rows if r["active_flag"]]
         if entity in ("deals", "archived_deals"):
             archived = entity == "archived_deals"
             cutoff = fmt_time(self._now - DELETED_DEAL_RETENTION, V2_TIME)
@@ -799,6 +814,31 @@ class Account:
                 if r["id"] == rid:
                     return render.records(self, entity, [r], set(), copy=True)[0]
         raise KeyError(rid)
+
+    def _deleted_at(self, table: str, row: dict) -> int | None:
+        """When a record was deleted (its update_time then), or None if it is not deleted."""
+        deleted = (row.get("status") == "deleted" if table == "deals"
+                   else row["is_deleted"] if table in SOFT_DELETED
+                   else not row["active_flag"] if table == "files" else False)
+        return to_epoch(row["update_time"]) if deleted else None
+
+    def single(self, entity: str, rid: object) -> dict:
+        """The live row the entity's single GET answers with (caller holds ``lock``): deleted
+        records too, for 30 days. KeyError (a 404) if unknown, hidden, purged or past that."""
+        table = TABLE_OF[entity]
+        row = self._tables[table].get(rid)
+        if row is None or rid in self._hidden.get(table, ()):
+            raise KeyError(rid)
+        deleted_at = self._deleted_at(table, row)
+        if deleted_at is not None and deleted_at < self._now - DELETED_RETENTION:
+            raise KeyError(rid)
+        return row
+
+    def get(self, entity: str, rid: object) -> dict:
+        """A deep copy of what the single GET (``/api/v2/deals/{id}``...) answers; KeyError if
+        it answers 404."""
+        with self.lock:
+            return render.records(self, entity, [self.single(entity, rid)], set(), copy=True)[0]
 
     # ---- mutations --------------------------------------------------------------------------
 
@@ -849,20 +889,58 @@ class Account:
             self._tick(advance)
 
     def delete(self, entity: str, rid: object, *, advance: float = 1) -> None:
-        """Deals become status=deleted/is_deleted; other records (and fields) disappear."""
+        """Delete as Pipedrive does, stamping update_time with the delete time.
+
+        Deals become status=deleted (still listed with status=deleted); persons,
+        organizations, activities and products is_deleted, files active_flag false: gone from
+        their lists, their single GET answers them for 30 days (see ``purge``). Notes and
+        every other record (and fields) disappear at once.
+        """
         with self.lock:
+            table = TABLE_OF.get(entity)
             if entity in FIELD_KIND:
                 kind = "deal" if _kind(entity) == "lead" else _kind(entity)
                 self._fields[kind] = [f for f in self._fields[kind] if f.code != rid]
-            elif TABLE_OF[entity] == "deals":
+            elif table in ("deals", "files") or table in SOFT_DELETED:
                 row = self._row(entity, rid)
-                row.update(status="deleted", is_deleted=True)
-                self._stamp("deals", row)
+                if table == "deals":
+                    row.update(status="deleted", is_deleted=True)
+                elif table == "files":
+                    row["active_flag"] = False
+                else:
+                    row["is_deleted"] = True
+                self._stamp(table, row)
             else:
                 self._row(entity, rid)
-                del self._tables[TABLE_OF[entity]][rid]
+                del self._tables[table][rid]
                 self._invalidate()
             self._tick(advance)
+
+    def purge(self, entity: str, rid: object) -> None:
+        """Remove a record for good, as Pipedrive does 30 days after a delete (the clock does
+        that too: a record deleted longer ago answers 404): lists and single GET lose it."""
+        with self.lock:
+            table = TABLE_OF[entity]
+            self._row(entity, rid)
+            del self._tables[table][rid]
+            self._hidden.get(table, set()).discard(rid)
+            self._invalidate()
+            self._changed()
+
+    def hide(self, entity: str, rid: object) -> None:
+        """Make a record invisible to the token's user, as Pipedrive's visibility rules do
+        (``visible_to`` owner-only and someone else's): gone from every list, its single GET
+        answers 404. Nothing about the record changes, so update_time stays."""
+        with self.lock:
+            self._row(entity, rid)
+            self._hidden.setdefault(TABLE_OF[entity], set()).add(rid)
+            self._changed()
+
+    def unhide(self, entity: str, rid: object) -> None:
+        """Make a hidden record visible again."""
+        with self.lock:
+            self._hidden.get(TABLE_OF[entity], set()).discard(rid)
+            self._changed()
 
     def archive(self, entity: str, rid: object, *, advance: float = 1) -> None:
         """Archive a deal or lead: it moves to ``archived_deals`` / ``archived_leads``."""

@@ -59,6 +59,10 @@ V1_PAGED = {"v1 /notes": "notes", "v1 /leads": "leads", "v1 /leads/archived": "a
 V1_WHOLE = {"v1 /users": "users", "v1 /leadLabels": "lead_labels", "v1 /filters": "filters",
             "v1 /activityTypes": "activity_types", "v1 /currencies": "currencies",
             "v1 /noteFields": "note_fields"}
+# single-record GETs: deleted records answer here for 30 days, hidden ones never
+SINGLES = {"v2 /deals/{id}": "deals", "v2 /persons/{id}": "persons",
+           "v2 /organizations/{id}": "organizations", "v2 /activities/{id}": "activities",
+           "v2 /products/{id}": "products", "v1 /notes/{id}": "notes", "v1 /files/{id}": "files"}
 V1_MAX_LIMIT = {"v1 /files": 100, "v1 /callLogs": 50}  # documented exceptions to 500
 V1_DEFAULT_SORT = {"leads": [("add_time", False)], "archived_leads": [("add_time", False)]}
 # query parameters that filter by equality on the record key of the same name
@@ -329,7 +333,8 @@ class FakePipedrive:
     def _handle(self, method: str, raw_path: str, headers: Message, body: bytes) -> Response:
         split = urlsplit(raw_path)
         multi = parse_qs(split.query, keep_blank_values=True)
-        req = _Request(method=method, path=split.path, key=_route(split.path),
+        key, path_params = spec.resolve(_route(split.path))
+        req = _Request(method=method, path=split.path, key=key, path_params=path_params,
                        query={k: v[0] for k, v in multi.items()}, multi=multi, now=time.time())
         if req.path.rstrip("/") == "/oauth/token":
             return self._oauth(req, headers, body)
@@ -440,7 +445,20 @@ class FakePipedrive:
             return {"success": True, "data": data, "additional_data": {}}
         if key == "v1 /users/me":
             return {"success": True, "data": self._me()}
+        if key in SINGLES:
+            return self._single(key, SINGLES[key], req)
         raise ApiError(404, "")
+
+    def _single(self, key: str, entity: str, req: _Request) -> dict:
+        rid = _path_id(key, req.path_params, "id")
+        include = self._include(key, req.query)
+        custom_keys = _custom_keys(req.query) if "custom_fields" in spec.ENDPOINTS[key]["params"] else None
+        try:
+            row = self.account.single(entity, rid)
+        except KeyError:
+            raise ApiError(404, "") from None
+        data = render.records(self.account, entity, [row], include, custom_keys=custom_keys)[0]
+        return {"success": True, "data": data}
 
     def _me(self) -> dict:
         me = dict(next(u for u in self.account.view("users") if u["is_you"]))
@@ -489,12 +507,7 @@ class FakePipedrive:
                     "additional_data": {"next_cursor": next_cursor}}
         rows = self._filter_v2(key, entity, q, multi, bounds)
         page, next_cursor = self._cursor_page(rows, sort_by, direction, q.get("cursor"), limit)
-        custom_keys = None
-        if q.get("custom_fields"):
-            custom_keys = {k.strip() for k in q["custom_fields"].split(",") if k.strip()}
-            if len(custom_keys) > 15:
-                msg = "Validation failed: custom_fields: At most 15 custom fields allowed"
-                raise ApiError(400, msg)
+        custom_keys = _custom_keys(q)
         data = render.records(self.account, entity, page, include, custom_keys=custom_keys)
         return {"success": True, "data": data, "additional_data": {"next_cursor": next_cursor}}
 
@@ -658,6 +671,7 @@ class _Request:
     query: dict[str, str]  # first value of each parameter
     multi: dict[str, list[str]]  # every value
     now: float
+    path_params: dict[str, str] = field(default_factory=dict)  # {"id": "123"} of /deals/{id}
     rate_key: str | None = None
     entry: dict = field(default_factory=dict)  # what server.requests records
 
@@ -688,6 +702,27 @@ def _check_cursor(c: dict, sort_by: str, direction: str) -> None:
     if c["field"] != sort_by or c["sortDirection"] != direction:
         msg = "Validation failed: cursor: Cursor does not match sort_by/sort_direction"
         raise ApiError(400, msg)
+
+
+def _custom_keys(q: dict) -> set[str] | None:
+    """The ``custom_fields`` subset asked for (at most 15 keys), or None for all of them."""
+    if not q.get("custom_fields"):
+        return None
+    keys = {k.strip() for k in q["custom_fields"].split(",") if k.strip()}
+    if len(keys) > 15:
+        raise ApiError(400, "Validation failed: custom_fields: At most 15 custom fields allowed")
+    return keys
+
+
+def _path_id(key: str, path_params: dict[str, str], name: str) -> object:
+    """A path parameter as its declared type: an integer id must be digits (else 400)."""
+    raw = path_params[name]
+    declared = spec.ENDPOINTS[key].get("path_params", {}).get(name, {})
+    if declared.get("type") != "integer":
+        return raw
+    if not raw.isdigit():
+        raise ApiError(400, f"Validation failed: {name}: Expected number, received string")
+    return int(raw)
 
 
 def _id_list(name: str, raw: list[str]) -> set[int]:

@@ -7,6 +7,7 @@ parameters and token costs cannot drift apart. Nothing here is hand-typed except
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 OPENAPI_JSON = Path(__file__).resolve().parents[2] / "tap_pipedrive" / "openapi.json"
@@ -38,6 +39,27 @@ REAL_NULLS: dict[str, frozenset[str]] = {
     }),
     "v1 /callLogs": frozenset({"activity_id", "deal_id", "lead_id", "person_id", "org_id", "note"}),
 }
+# a single GET answers the record its list shows
+REAL_NULLS.update({f"{k}/{{id}}": REAL_NULLS[k] for k in (
+    "v2 /deals", "v2 /persons", "v2 /activities", "v1 /notes", "v1 /files")})
+
+
+# "v2 /deals/{id}" -> a pattern for "v2 /deals/123"; exact keys are matched before these
+_TEMPLATES = [
+    (key, re.compile("^" + re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(key)) + "$"))
+    for key in ENDPOINTS if "{" in key
+]
+
+
+def resolve(key: str | None) -> tuple[str | None, dict[str, str]]:
+    """The endpoint key a concrete ``"v2 /deals/123"`` calls, and its path parameters."""
+    if key is None or key in ENDPOINTS:
+        return key, {}
+    for template, pattern in _TEMPLATES:
+        m = pattern.match(key)
+        if m:
+            return template, m.groupdict()
+    return key, {}
 
 
 def props(key: str) -> dict[str, dict]:
