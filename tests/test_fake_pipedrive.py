@@ -640,3 +640,27 @@ def test_single_gets_validate_their_id_and_options(server, session):
     assert r.json()["data"]["products_count"] == sum(
         1 for p in server.account.records("deal_products") if p["deal_id"] == deal)
     assert r.json()["data"] == {**server.account.record("deals", deal), "products_count": r.json()["data"]["products_count"]}
+
+
+# ---- several companies -----------------------------------------------------------------------
+
+
+def test_two_companies_with_one_seed_share_record_ids_but_not_the_company(session):
+    with FakePipedrive(seed=7) as first, FakePipedrive(seed=7, company_id=1234567) as second:
+        me = [session.get(f"{srv.url}/api/v1/users/me").json()["data"] for srv in (first, second)]
+        assert [m["company_id"] for m in me] == [7654321, 1234567]
+        assert me[0]["company_domain"] != me[1]["company_domain"]
+        assert (second.company_id, second.company_domain) == (1234567, me[1]["company_domain"])
+        assert first.account.ids("deals") == second.account.ids("deals")  # overlapping ids
+        logs = [fetch_all(session, f"{srv.url}/api/v1/callLogs", {}) for srv in (first, second)]
+        assert {r["company_id"] for r in logs[0]} == {7654321}
+        assert {r["company_id"] for r in logs[1]} == {1234567}
+        files = fetch_all(session, f"{second.url}/api/v1/files", {})
+        assert all(f"//{me[1]['company_domain']}.pipedrive.com/" in f["url"] for f in files)
+    # an account handed to the fake moves to the company asked for
+    account = Account(seed=7)
+    with FakePipedrive(account, company_id=42, company_domain="acme") as third:
+        data = session.get(f"{third.url}/api/v1/users/me").json()["data"]
+        assert (data["company_id"], data["company_domain"]) == (42, "acme")
+        assert {r["company_id"] for r in account.records("call_logs")} == {42}
+        assert all(r["email"].endswith("@acme.com") for r in account.records("users"))

@@ -8,7 +8,9 @@
         server.add_fault(Fault(503, path_pattern=r"/api/v2/persons", times=2))
         assert server.tokens_spent == sum(r["tokens_charged"] for r in server.requests)
 
-Everything is deterministic for a seed. Entity names are the tap's stream names (``deals``,
+Everything is deterministic for a seed. ``FakePipedrive(..., company_id=1234567)`` (or
+``Account(company_id=...)``) makes another company: the same seed gives the same record ids, but
+``/users/me`` (``company_id``, ``company_domain``) and every record naming the company differ. Entity names are the tap's stream names (``deals``,
 ``archived_deals``, ``persons``, ..., ``deal_fields``, ``lead_fields``); ``Account.ids(entity)``
 and ``Account.records(entity)`` are what the entity's list endpoint returns.
 

@@ -33,6 +33,8 @@ from .values import (
     like_example,
 )
 
+# The company an account belongs to unless told otherwise (id, subdomain, name).
+DEFAULT_COMPANY = (7_654_321, "demo-company", "Demo Company OÜ")
 # The default clock: a fixed instant after all generated data.
 NOW0 = epoch(2026, 1, 15, 12, 0, 0)
 HISTORY = 3 * 365 * DAY
@@ -132,7 +134,8 @@ LOST_REASONS = ("Price too high", "Went with competitor", "No budget")
 class Account:
     """One company's data. Thread-safe: every public method holds ``self.lock``."""
 
-    def __init__(self, seed: int = 7, size: str = "small", counts: dict | None = None) -> None:
+    def __init__(self, seed: int = 7, size: str = "small", counts: dict | None = None, *,
+                 company_id: int = DEFAULT_COMPANY[0], company_domain: str | None = None) -> None:
         if size not in SIZES:
             msg = f"size must be one of {sorted(SIZES)}"
             raise ValueError(msg)
@@ -142,6 +145,11 @@ class Account:
             raise ValueError(msg)
         self.seed = seed
         self.size = size
+        # Accounts of several companies may share a seed (and so their record ids): what tells
+        # them apart is the company, in /users/me and wherever a record names it.
+        self.company_id, self.company_domain, self.company_name = DEFAULT_COMPANY
+        self._rewrites: tuple = ()
+        self._set_company_fields(company_id, company_domain)
         self.counts = dict(SIZES[size])
         if counts:
             # Overriding an entity's count means "exactly this many": its deleted sub-population
@@ -173,6 +181,31 @@ class Account:
                 gc.enable()
         self._deal_ids_pool = []
         self._invalidate()
+
+    # ---- company ---------------------------------------------------------------------------
+
+    def _set_company_fields(self, company_id: int, company_domain: str | None) -> tuple[int, str]:
+        domain = company_domain or (DEFAULT_COMPANY[1] if company_id == DEFAULT_COMPANY[0]
+                                    else f"company-{company_id}")
+        name = DEFAULT_COMPANY[2] if company_id == DEFAULT_COMPANY[0] else f"Company {company_id}"
+        old = (self.company_id, self.company_domain)
+        self.company_id, self.company_domain, self.company_name = company_id, domain, name
+        # records are built for the default company, then rewritten if this one differs
+        self._rewrites = () if (company_id, domain) == DEFAULT_COMPANY[:2] else (
+            DEFAULT_COMPANY[0], company_id, DEFAULT_COMPANY[1], domain)
+        return old
+
+    def set_company(self, company_id: int, company_domain: str | None = None) -> None:
+        """Move the account to another company: its id and subdomain in every record."""
+        with self.lock:
+            old_id, old_domain = self._set_company_fields(company_id, company_domain)
+            if (old_id, old_domain) == (self.company_id, self.company_domain):
+                return
+            rewrite = (old_id, self.company_id, old_domain, self.company_domain)
+            for rows in self._tables.values():
+                for row in rows.values():
+                    _rewrite_company(row, rewrite)
+            self._changed()
 
     # ---- clock ---------------------------------------------------------------------------
 
@@ -378,6 +411,8 @@ class Account:
             xgen = self._xgen(table)
             for name, sample in leftovers[1].items():
                 rec[name] = like_example(xgen, name, sample, at, fmt)
+        if self._rewrites:
+            _rewrite_company(rec, self._rewrites)
         return rec
 
     @staticmethod
@@ -389,7 +424,7 @@ class Account:
         tz_name = gen.rng.choice(("Europe/Tallinn", "Europe/Berlin", "America/New_York"))
         return self._finish("users", {
             "id": rid, "name": f"{first} {last}",
-            "email": gen.email(first, last, "demo-company.com"),
+            "email": gen.email(first, last, f"{DEFAULT_COMPANY[1]}.com"),
             "phone": gen.rng.choice((None, gen.phone())), "default_currency": "EUR",
             "locale": "en_US", "lang": 1, "activated": True,
             "active_flag": rid == 1 or gen.rng.random() < 0.9,
@@ -712,7 +747,7 @@ class Account:
             "person_name": persons[person_id]["name"] if person_id else None,
             "org_name": orgs[org_id]["name"] if org_id else None, "product_name": None,
             "lead_name": None, "project_name": None,
-            "url": f"https://demo-company.pipedrive.com/api/v1/files/{rid}/download",
+            "url": f"https://{DEFAULT_COMPANY[1]}.pipedrive.com/api/v1/files/{rid}/download",
             "description": rng.choice(("", gen.sentence())),
         }, gen, at)
 
@@ -737,7 +772,7 @@ class Account:
             "from_phone_number": gen.phone(), "to_phone_number": gen.phone(),
             "has_recording": seconds > 0 and rng.random() < 0.3,
             "start_time": self._t("call_logs", at), "end_time": self._t("call_logs", at + seconds),
-            "note": rng.choice((None, gen.sentence())), "company_id": 7_654_321,
+            "note": rng.choice((None, gen.sentence())), "company_id": DEFAULT_COMPANY[0],
         }, gen, at)
 
     def _build_filters(self, gen: Gen, rid: int, at: int, ut: int) -> dict:
@@ -1029,6 +1064,22 @@ def _kind(entity: str) -> str:
 
 def _name(rows: dict, rid: object) -> str | None:
     return rows[rid]["name"] if rid is not None and rid in rows else None
+
+
+def _rewrite_company(obj: object, rewrite: tuple) -> object:
+    """Replace one company's id (under ``company_id`` keys) and subdomain (in strings such as
+    URLs and e-mail addresses) by another's, in place; returns the new value of a string."""
+    old_id, new_id, old_domain, new_domain = rewrite
+    if isinstance(obj, str):
+        return obj.replace(old_domain + ".", new_domain + ".").replace(
+            old_domain + "+", new_domain + "+") if old_domain in obj else obj
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for key, value in list(items):
+        if key == "company_id" and value == old_id:
+            obj[key] = new_id
+        elif isinstance(value, (str, dict, list)):
+            obj[key] = _rewrite_company(value, rewrite)
+    return obj
 
 
 def _apply(row: dict, fields: dict) -> None:

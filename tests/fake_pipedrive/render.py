@@ -98,7 +98,7 @@ class _Extras:
         if name == "first_won_time":
             return row.get("won_time")
         if name == "smart_bcc_email":
-            return f"demo-company+{self.key.split('_')[0]}{rid}@pipedrivemail.com"
+            return f"{self.account.company_domain}+{self.key.split('_')[0]}{rid}@pipedrivemail.com"
         if name in ("marketing_status", "doi_status"):
             return "no_consent" if name == "marketing_status" else None
         if name.endswith("_time"):

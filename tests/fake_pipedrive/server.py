@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from . import render, spec
-from .account import Account, to_epoch
+from .account import DEFAULT_COMPANY, Account, to_epoch
 from .limits import CLOUDFLARE_HTML, DailyBudget, Fault, Faults, RateLimiter
 from .values import V2_TIME, fmt_time
 
@@ -176,9 +176,15 @@ class FakePipedrive:
         auth_code: str = "demo-auth-code", rotate_refresh_tokens: bool = False,
         access_token_ttl: float = 3599, scope: str = DEFAULT_SCOPE,
         burst_limit: int | None = None, burst_window: float = 2.0, cloudflare_after: int = 5,
-        daily_token_budget: int | None = None, company_domain: str = "demo-company",
+        daily_token_budget: int | None = None, company_domain: str | None = None,
+        company_id: int | None = None,
     ) -> None:
-        self.account = account if account is not None else Account(seed, size, counts)
+        if account is None:
+            account = Account(seed, size, counts, company_id=company_id or DEFAULT_COMPANY[0],
+                              company_domain=company_domain)
+        elif company_id is not None or company_domain is not None:
+            account.set_company(company_id or account.company_id, company_domain)
+        self.account = account
         self.seed = self.account.seed  # also seeds fault draws and issued tokens
         self.host, self.port = host, port
         self.api_token = api_token
@@ -186,7 +192,6 @@ class FakePipedrive:
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.access_token_ttl = access_token_ttl
         self.scope = scope
-        self.company_domain = company_domain
         self._lock = threading.RLock()
         self._refresh_tokens = {refresh_token}
         self._auth_codes = {auth_code}
@@ -229,6 +234,16 @@ class FakePipedrive:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def company_id(self) -> int:
+        """The company this fake is (``/users/me`` ``company_id``)."""
+        return self.account.company_id
+
+    @property
+    def company_domain(self) -> str:
+        """Its subdomain (``/users/me`` ``company_domain``)."""
+        return self.account.company_domain
 
     # ---- accounting and controls ------------------------------------------------------------
 
@@ -462,8 +477,8 @@ class FakePipedrive:
 
     def _me(self) -> dict:
         me = dict(next(u for u in self.account.view("users") if u["is_you"]))
-        me.update(company_id=7_654_321, company_name="Demo Company OÜ",
-                  company_domain=self.company_domain, company_country="EE",
+        me.update(company_id=self.account.company_id, company_name=self.account.company_name,
+                  company_domain=self.account.company_domain, company_country="EE",
                   company_industry="Software",
                   language={"language_code": "en", "country_code": "US"})
         return me
