@@ -12,20 +12,29 @@ import binascii
 import contextlib
 import hashlib
 import json
-import re
 import socket
 import struct
 import threading
 import time
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from . import render, spec
-from .account import DEFAULT_COMPANY, Account, to_epoch
+from .account import DEFAULT_COMPANY, Account
 from .limits import CLOUDFLARE_HTML, DailyBudget, Fault, Faults, RateLimiter
+from .paging import (
+    ApiError,
+    cursor_page,
+    custom_fields_param,
+    id_list,
+    int_param,
+    matches,
+    parse_rfc3339,
+    path_id,
+    v1_sort,
+)
 from .values import V2_TIME, fmt_time
 
 if TYPE_CHECKING:
@@ -69,17 +78,6 @@ V1_DEFAULT_SORT = {"leads": [("add_time", False)], "archived_leads": [("add_time
 EQUALITY_PARAMS = ("owner_id", "person_id", "org_id", "organization_id", "pipeline_id",
                    "stage_id", "deal_id", "lead_id", "user_id", "done",
                    "pinned_to_deal_flag", "pinned_to_organization_flag", "pinned_to_person_flag")
-CURSOR_KEYS = frozenset({"field", "fieldValue", "sortDirection", "id"})
-RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
-
-
-class ApiError(Exception):
-    """Turns into ``{"success": false, "error": message, ...}`` with the given status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass
@@ -107,60 +105,6 @@ def _route(path: str) -> str | None:
         if path.startswith(prefix):
             return f"{version} /{path[len(prefix):].strip('/')}"
     return None
-
-
-def parse_rfc3339(name: str, text: str) -> int:
-    """Epoch seconds of an RFC 3339 timestamp at second resolution, else ApiError(400)."""
-    # a "+01:00" offset sent unencoded arrives as " 01:00"; read it the way it was meant
-    m = RFC3339.match(text) or RFC3339.match(text.replace(" ", "+"))
-    if not m:
-        raise ApiError(400, f"Validation failed: {name}: Invalid date-time, expected RFC 3339 "
-                            f"format like 2025-01-01T10:20:00Z")
-    if m.group(3):
-        raise ApiError(400, f"Validation failed: {name}: Fractional seconds are not supported, "
-                            f"expected format YYYY-MM-DDTHH:MM:SSZ")
-    return to_epoch(f"{m.group(1)}T{m.group(2)}{m.group(4).replace('Z', '+00:00')}")
-
-
-def _int_param(q: dict, name: str, default: int, lo: int, hi: int | None) -> int:
-    raw = q.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        msg = f"Validation failed: {name}: Expected number, received string"
-        raise ApiError(400, msg) from None
-    if value < lo or (hi is not None and value > hi):
-        bound = f"greater than or equal to {lo}" if value < lo else f"less than or equal to {hi}"
-        raise ApiError(400, f"Validation failed: {name}: Number must be {bound}")
-    return value
-
-
-def _matches(value: object, text: str) -> bool:
-    if isinstance(value, bool):
-        return (text.lower() in ("1", "true")) == value
-    return str(value) == text
-
-
-def encode_cursor(sort_by: str, value: object, direction: str, rid: object) -> str:
-    raw = _json({"field": sort_by, "fieldValue": value, "sortDirection": direction, "id": rid})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> dict:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error):
-        data = None
-    if not isinstance(data, dict) or not CURSOR_KEYS.issubset(data):
-        raise ApiError(400, "Validation failed: cursor: Invalid cursor")
-    return data
-
-
-def _sort_key(value: object) -> tuple:
-    # None sorts first; the flag keeps None from being compared with a value
-    return (value is not None, value if value is not None else 0)
 
 
 class FakePipedrive:
@@ -465,9 +409,9 @@ class FakePipedrive:
         raise ApiError(404, "")
 
     def _single(self, key: str, entity: str, req: _Request) -> dict:
-        rid = _path_id(key, req.path_params, "id")
+        rid = path_id(key, req.path_params, "id")
         include = self._include(key, req.query)
-        custom_keys = _custom_keys(req.query) if "custom_fields" in spec.ENDPOINTS[key]["params"] else None
+        custom_keys = custom_fields_param(req.query) if "custom_fields" in spec.ENDPOINTS[key]["params"] else None
         try:
             row = self.account.single(entity, rid)
         except KeyError:
@@ -498,7 +442,7 @@ class FakePipedrive:
 
     def _v2_list(self, key: str, entity: str, q: dict, multi: dict) -> dict:
         params = spec.ENDPOINTS[key]["params"]
-        limit = _int_param(q, "limit", 100, 1, 500)
+        limit = int_param(q, "limit", 100, 1, 500)
         sort_by = q.get("sort_by") or "id"
         if sort_by not in (params.get("sort_by") or {}).get("enum", ["id"]):
             raise ApiError(400, f"Validation failed: sort_by: Invalid enum value '{sort_by}'")
@@ -517,12 +461,12 @@ class FakePipedrive:
         if entity.endswith("_fields"):
             items = [render.field_item(entity, f, include) for f in self.account.fields(entity)]
             rows = [{"id": i, "item": it} for i, it in enumerate(items)]
-            page, next_cursor = self._cursor_page(rows, "id", direction, q.get("cursor"), limit)
+            page, next_cursor = cursor_page(rows, "id", direction, q.get("cursor"), limit)
             return {"success": True, "data": [r["item"] for r in page],
                     "additional_data": {"next_cursor": next_cursor}}
         rows = self._filter_v2(key, entity, q, multi, bounds)
-        page, next_cursor = self._cursor_page(rows, sort_by, direction, q.get("cursor"), limit)
-        custom_keys = _custom_keys(q)
+        page, next_cursor = cursor_page(rows, sort_by, direction, q.get("cursor"), limit)
+        custom_keys = custom_fields_param(q)
         data = render.records(self.account, entity, page, include, custom_keys=custom_keys)
         return {"success": True, "data": data, "additional_data": {"next_cursor": next_cursor}}
 
@@ -532,7 +476,7 @@ class FakePipedrive:
         if entity == "deal_products":
             # products of live, deleted and archived deals alike: the table is not filtered
             values = multi.get("deal_ids", []) + multi.get("deal_ids[]", [])
-            wanted = _id_list("deal_ids", [p for v in values for p in v.split(",") if p])
+            wanted = id_list("deal_ids", [p for v in values for p in v.split(",") if p])
             rows = [r for r in rows if r["deal_id"] in wanted]
         if entity in ("deals", "archived_deals"):
             statuses = [s for s in (q.get("status") or "open,won,lost").split(",") if s]
@@ -541,48 +485,22 @@ class FakePipedrive:
                 raise ApiError(400, f"Validation failed: status: Invalid enum value '{bad}'")
             rows = [r for r in rows if r["status"] in statuses]
         if q.get("ids"):
-            wanted = _id_list("ids", [x for x in q["ids"].split(",") if x])
+            wanted = id_list("ids", [x for x in q["ids"].split(",") if x])
             rows = [r for r in rows if r["id"] in wanted]
         for name in EQUALITY_PARAMS:
             if name in params and q.get(name):
-                rows = [r for r in rows if _matches(r.get(name), q[name])]
+                rows = [r for r in rows if matches(r.get(name), q[name])]
         if "updated_since" in bounds:
             rows = [r for r in rows if r["update_time"] >= bounds["updated_since"]]
         if "updated_until" in bounds:
             rows = [r for r in rows if r["update_time"] < bounds["updated_until"]]
         return rows
 
-    @staticmethod
-    def _cursor_page(rows: list[dict], sort_by: str, direction: str, cursor: str | None,
-                     limit: int) -> tuple[list[dict], str | None]:
-        """One page in (sort value, id) order, continuing strictly after the cursor's item."""
-        rows = sorted(rows, key=lambda r: (_sort_key(r.get(sort_by)), r["id"]))
-        keys = [(_sort_key(r.get(sort_by)), r["id"]) for r in rows]
-        if direction == "asc":
-            start = 0
-            if cursor:
-                c = decode_cursor(cursor)
-                _check_cursor(c, sort_by, direction)
-                start = bisect_right(keys, (_sort_key(c["fieldValue"]), c["id"]))
-            page = rows[start:start + limit]
-            more = start + limit < len(rows)
-        else:
-            end = len(rows)
-            if cursor:
-                c = decode_cursor(cursor)
-                _check_cursor(c, sort_by, direction)
-                end = bisect_left(keys, (_sort_key(c["fieldValue"]), c["id"]))
-            page = rows[max(0, end - limit):end][::-1]
-            more = end - limit > 0
-        if not more or not page:
-            return page, None
-        last = page[-1]
-        return page, encode_cursor(sort_by, last.get(sort_by), direction, last["id"])
 
     def _v1_paged(self, key: str, entity: str, q: dict) -> dict:
         params = spec.ENDPOINTS[key]["params"]
-        start = _int_param(q, "start", 0, 0, None)
-        limit = _int_param(q, "limit", 100, 1, V1_MAX_LIMIT.get(key, 500))
+        start = int_param(q, "start", 0, 0, None)
+        limit = int_param(q, "limit", 100, 1, V1_MAX_LIMIT.get(key, 500))
         if entity == "lead_fields":
             rows = self.account.records(entity)
         else:
@@ -593,8 +511,8 @@ class FakePipedrive:
                 rows = [r for r in rows if r["update_time"] >= bound]
             for name in EQUALITY_PARAMS:
                 if name in params and q.get(name):
-                    rows = [r for r in rows if _matches(r.get(name), q[name])]
-            rows = _v1_sort(rows, q.get("sort") if "sort" in params else None,
+                    rows = [r for r in rows if matches(r.get(name), q[name])]
+            rows = v1_sort(rows, q.get("sort") if "sort" in params else None,
                             V1_DEFAULT_SORT.get(entity, []))
         page = rows[start:start + limit]
         more = start + limit < len(rows)
@@ -711,64 +629,6 @@ def _oauth_error(status: int, code: str, message: str) -> Response:
     # client libraries, as RFC 6749 "error"/"error_description"
     return Response(status, _json({"success": False, "error": code,
                                    "error_description": message, "message": message}))
-
-
-def _check_cursor(c: dict, sort_by: str, direction: str) -> None:
-    if c["field"] != sort_by or c["sortDirection"] != direction:
-        msg = "Validation failed: cursor: Cursor does not match sort_by/sort_direction"
-        raise ApiError(400, msg)
-
-
-def _custom_keys(q: dict) -> set[str] | None:
-    """The ``custom_fields`` subset asked for (at most 15 keys), or None for all of them."""
-    if not q.get("custom_fields"):
-        return None
-    keys = {k.strip() for k in q["custom_fields"].split(",") if k.strip()}
-    if len(keys) > 15:
-        raise ApiError(400, "Validation failed: custom_fields: At most 15 custom fields allowed")
-    return keys
-
-
-def _path_id(key: str, path_params: dict[str, str], name: str) -> object:
-    """A path parameter as its declared type: an integer id must be digits (else 400)."""
-    raw = path_params[name]
-    declared = spec.ENDPOINTS[key].get("path_params", {}).get(name, {})
-    if declared.get("type") != "integer":
-        return raw
-    if not raw.isdigit():
-        raise ApiError(400, f"Validation failed: {name}: Expected number, received string")
-    return int(raw)
-
-
-def _id_list(name: str, raw: list[str]) -> set[int]:
-    if not raw:
-        raise ApiError(400, f"Validation failed: {name}: Required")
-    if len(raw) > 100:
-        raise ApiError(400, f"Validation failed: {name}: Array must contain at most 100 element(s)")
-    return {int(x) for x in raw if x.strip().isdigit()}
-
-
-def _v1_sort(rows: list[dict], sort: str | None, default: list[tuple[str, bool]]) -> list[dict]:
-    """Sort by ``"field ASC, other DESC"`` (or the default); ties always end in id order."""
-    clauses = default
-    if sort:
-        clauses = []
-        for part in sort.split(","):
-            bits = part.split()
-            if not bits:
-                continue
-            if len(bits) > 2 or (len(bits) == 2 and bits[1].upper() not in ("ASC", "DESC")):
-                raise ApiError(400, f"Invalid sort clause '{part.strip()}'")
-            clauses.append((bits[0], len(bits) == 2 and bits[1].upper() == "DESC"))
-    sample = rows[0] if rows else {}
-    for name, _ in clauses:
-        if rows and (name not in sample or isinstance(sample.get(name), (dict, list))):
-            raise ApiError(400, f"Invalid sort field '{name}'")
-    # without a sort the list keeps its natural (creation) order; with one, ties go by id
-    out = sorted(rows, key=lambda r: r["id"]) if clauses else list(rows)
-    for name, desc in reversed(clauses):  # stable multi-pass sort, least significant key first
-        out.sort(key=lambda r, n=name: _sort_key(r.get(n)), reverse=desc)
-    return out
 
 
 class _Server(ThreadingHTTPServer):
