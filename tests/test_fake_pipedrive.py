@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from tests.fake_pipedrive import Account, FakePipedrive, Fault
+from tests.fake_pipedrive.admin import GOAL_TYPES
 from tests.fake_pipedrive.spec import ENDPOINTS, REAL_NULLS
 
 TOKEN = {"x-api-token": "demo-token"}
@@ -61,6 +62,39 @@ LISTS = {
     "v2 /products/{id}": ("/api/v2/products/{id}", {}),
     "v1 /notes/{id}": ("/api/v1/notes/{id}", {}),
     "v1 /files/{id}": ("/api/v1/files/{id}", {}),
+    "v1 /deals/{id}/flow": ("/api/v1/deals/{id}/flow", {"items": "dealChange", "all_changes": "1"}),
+    "v1 /deals/{id}/participants": ("/api/v1/deals/{id}/participants", {}),
+    "v2 /deals/{id}/followers": ("/api/v2/deals/{id}/followers", {}),
+    "v2 /products/{id}/variations": ("/api/v2/products/{id}/variations", {}),
+    "v1 /roles/{id}/assignments": ("/api/v1/roles/{id}/assignments", {}),
+    "v1 /permissionSets/{id}/assignments": ("/api/v1/permissionSets/{id}/assignments", {}),
+    "v1 /mailbox/mailThreads/{id}/mailMessages": ("/api/v1/mailbox/mailThreads/{id}/mailMessages", {}),
+    "v2 /deals/installments": ("/api/v2/deals/installments", {}),  # deal_ids added per chunk
+    "v2 /projects": ("/api/v2/projects", {"status": "open,completed,canceled,deleted"}),
+    "v2 /projects/archived": ("/api/v2/projects/archived", {"status": "open,completed,canceled,deleted"}),
+    "v2 /projectFields": ("/api/v2/projectFields", {}),
+    "v2 /tasks": ("/api/v2/tasks", {}),
+    "v2 /boards": ("/api/v2/boards", {}),
+    "v2 /phases": ("/api/v2/phases", {}),  # once per board (VARIANTS)
+    "v2 /projectTemplates": ("/api/v2/projectTemplates", {}),
+    "v1 /goals/find": ("/api/v1/goals/find", {}),  # every type, active or not (VARIANTS)
+    "v1 /roles": ("/api/v1/roles", {}),
+    "v1 /permissionSets": ("/api/v1/permissionSets", {}),
+    "v1 /leadSources": ("/api/v1/leadSources", {}),
+    "v1 /mailbox/mailThreads": ("/api/v1/mailbox/mailThreads", {}),  # every folder (VARIANTS)
+}
+# the stream each new endpoint's records make up (all of them, walked per parent)
+ENTITY_OF = {
+    "v1 /deals/{id}/flow": "deal_changes", "v1 /deals/{id}/participants": "deal_participants",
+    "v2 /deals/{id}/followers": "deal_followers", "v2 /products/{id}/variations": "product_variations",
+    "v1 /roles/{id}/assignments": "role_assignments",
+    "v1 /permissionSets/{id}/assignments": "permission_set_assignments",
+    "v1 /mailbox/mailThreads/{id}/mailMessages": "mail_messages",
+    "v2 /deals/installments": "deal_installments", "v2 /projects": "projects",
+    "v2 /projects/archived": "archived_projects", "v2 /tasks": "tasks", "v2 /boards": "boards",
+    "v2 /phases": "phases", "v2 /projectTemplates": "project_templates",
+    "v2 /projectFields": "project_fields", "v1 /roles": "roles", "v1 /permissionSets": "permission_sets",
+    "v1 /leadSources": "lead_sources", "v1 /mailbox/mailThreads": "mail_threads",
 }
 # the ids an endpoint with a path parameter is walked for
 PATH_IDS = {
@@ -71,6 +105,20 @@ PATH_IDS = {
     "v2 /products/{id}": lambda a: a.ids("products"),
     "v1 /notes/{id}": lambda a: a.ids("notes"),
     "v1 /files/{id}": lambda a: a.ids("files"),
+    "v1 /deals/{id}/flow": lambda a: a.ids("deals") + a.ids("archived_deals"),
+    "v1 /deals/{id}/participants": lambda a: a.ids("deals") + a.ids("archived_deals"),
+    "v2 /deals/{id}/followers": lambda a: a.ids("deals") + a.ids("archived_deals"),
+    "v2 /products/{id}/variations": lambda a: a.ids("products"),
+    "v1 /roles/{id}/assignments": lambda a: a.ids("roles"),
+    "v1 /permissionSets/{id}/assignments": lambda a: a.ids("permission_sets"),
+    "v1 /mailbox/mailThreads/{id}/mailMessages": lambda a: a.ids("mail_threads"),
+}
+# endpoints walked once per set of parameters, every record once in all
+VARIANTS = {
+    "v2 /phases": lambda a: [{"board_id": b} for b in a.ids("boards")],
+    "v1 /goals/find": lambda _: [{"type.name": t, "is_active": active} for t in GOAL_TYPES
+                                 for active in ("true", "false")],
+    "v1 /mailbox/mailThreads": lambda _: [{"folder": f} for f in ("inbox", "drafts", "sent", "archive")],
 }
 
 
@@ -162,14 +210,20 @@ def endpoint_records(server, session, key: str, include: str = "") -> list[dict]
     query = {**params, "limit": 500 if key.startswith("v2") else 50}
     if include:
         query["include_fields"] = include
-    if key == "v2 /deals/products":
+    if key in ("v2 /deals/products", "v2 /deals/installments"):
         deal_ids = server.account.ids("deals") + server.account.ids("archived_deals")
         records = []
         for i in range(0, len(deal_ids), 100):
             ids = ",".join(map(str, deal_ids[i:i + 100]))
             records += fetch_all(session, server.url + path, {**query, "deal_ids": ids})
-        assert sorted(r["id"] for r in records) == server.account.ids("deal_products")
+        entity = "deal_products" if key == "v2 /deals/products" else "deal_installments"
+        assert sorted(r["id"] for r in records) == server.account.ids(entity)
         return records
+    if key in VARIANTS:
+        if "limit" not in ENDPOINTS[key]["params"]:
+            del query["limit"]
+        return [record for variant in VARIANTS[key](server.account)
+                for record in fetch_all(session, server.url + path, {**query, **variant})]
     if key in PATH_IDS:
         if "limit" not in ENDPOINTS[key]["params"]:
             del query["limit"]
@@ -664,3 +718,512 @@ def test_two_companies_with_one_seed_share_record_ids_but_not_the_company(sessio
         assert (data["company_id"], data["company_domain"]) == (42, "acme")
         assert {r["company_id"] for r in account.records("call_logs")} == {42}
         assert all(r["email"].endswith("@acme.com") for r in account.records("users"))
+
+
+# ---- the rest of Pipedrive -------------------------------------------------------------------
+
+
+def test_every_endpoint_of_the_extract_is_walked_by_the_schema_tests():
+    assert set(LISTS) == set(ENDPOINTS)
+
+
+def test_new_entities_are_deterministic_and_every_record_is_listed_once(server, session):
+    a, b = Account(seed=3), Account(seed=3)
+    for entity in ENTITY_OF.values():
+        assert a.records(entity) == b.records(entity), entity
+        assert a.ids(entity), f"the small account has no {entity}"
+    for key, entity in ENTITY_OF.items():
+        records = endpoint_records(server, session, key)
+        account = server.account
+        if entity.endswith("_fields"):
+            got = [r["field_code"] for r in records]
+        elif entity == "deal_changes":
+            got = [r["data"]["id"] for r in records]
+        elif entity == "deal_followers":  # walked deal by deal, in the order of PATH_IDS
+            deals = PATH_IDS[key](account)
+            got = sorted((d, f["user_id"]) for d in deals
+                         for f in fetch_all(session, f"{server.url}/api/v2/deals/{d}/followers", {}))
+        elif entity == "role_assignments":
+            got = [(r["role_id"], r["user_id"]) for r in records]
+        elif entity == "permission_set_assignments":
+            got = [(r["permission_set_id"], r["user_id"]) for r in records]
+        elif entity == "lead_sources":
+            got = [r["name"] for r in records]
+        elif entity == "mail_threads":  # one thread is in two folders
+            got = list(dict.fromkeys(r["id"] for r in records))
+        else:
+            got = [r["id"] for r in records]
+        assert len(got) == len(set(got)), (key, "listed twice")
+        assert sorted(got, key=str) == sorted(account.ids(entity), key=str), key
+    goals = endpoint_records(server, session, "v1 /goals/find")
+    assert sorted(g["id"] for page in goals for g in page["goals"]) == sorted(server.account.ids("goals"))
+
+
+# (endpoint key, path, params) of every paged new list, walked one record a page
+PAGED_NEW = [
+    ("v1 /deals/{id}/flow", {"all_changes": "1"}), ("v1 /deals/{id}/participants", {}),
+    ("v2 /deals/{id}/followers", {}), ("v2 /products/{id}/variations", {}),
+    ("v1 /roles/{id}/assignments", {}), ("v1 /permissionSets/{id}/assignments", {}),
+    ("v2 /deals/installments", {}), ("v2 /projects", {}), ("v2 /projects/archived", {}),
+    ("v2 /projectFields", {}), ("v2 /tasks", {}), ("v2 /projectTemplates", {}), ("v1 /roles", {}),
+    ("v1 /mailbox/mailThreads", {"folder": "inbox"}),
+]
+
+
+@pytest.mark.parametrize(("key", "params"), PAGED_NEW, ids=[k for k, _ in PAGED_NEW])
+def test_new_lists_page_as_their_spec_documents(server, session, key, params):
+    path = LISTS[key][0]
+    account = server.account
+    if key in PATH_IDS:  # the parent with the most children
+        def children(pid):
+            return fetch_all(session, server.url + path.format(id=pid), params)
+        parent = max(PATH_IDS[key](account), key=lambda pid: len(children(pid)))
+        url, whole = server.url + path.format(id=parent), children(parent)
+    else:
+        url = server.url + path
+        if key == "v2 /deals/installments":
+            params = {"deal_ids": ",".join(str(r["deal_id"]) for r in account.records("deal_installments"))}
+        whole = fetch_all(session, url, params)
+    assert len(whole) >= 2, f"{key}: too few records to page"
+    paged, pages, query = [], 0, {**params, "limit": 1}
+    while True:
+        body = session.get(url, params=query).json()
+        pages += 1
+        paged += body["data"]
+        extra = body["additional_data"]
+        if key.startswith("v2"):
+            assert set(extra) == {"next_cursor"}
+            if extra["next_cursor"] is None:
+                break
+            query["cursor"] = extra["next_cursor"]
+        else:
+            pagination = extra["pagination"]
+            assert pagination["limit"] == 1
+            if not pagination["more_items_in_collection"]:
+                assert "next_start" not in pagination
+                break
+            query["start"] = pagination["next_start"]
+    assert paged == whole
+    assert pages == len(whole)
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/deals/{deal}/flow", "/api/v1/deals/{deal}/participants", "/api/v2/deals/{deal}/followers",
+    "/api/v2/products/{product}/variations", "/api/v1/roles/{role}/assignments",
+    "/api/v1/permissionSets/{permission_set}/assignments",
+    "/api/v1/mailbox/mailThreads/{thread}/mailMessages",
+])
+def test_unknown_parents_answer_404(server, session, path):
+    unknown = {"deal": 987654, "product": 987654, "role": 987654, "thread": 987654,
+               "permission_set": "00000000-0000-4000-8000-000000000000"}
+    r = session.get(server.url + path.format(**unknown))
+    assert (r.status_code, r.json()) == (404, NOT_FOUND_BODY)
+    assert server.requests[-1]["tokens_charged"] == 0
+
+
+@pytest.mark.parametrize(("path", "params", "message"), [
+    ("/api/v2/phases", {}, "board_id"),
+    ("/api/v2/phases", {"board_id": "x"}, "board_id"),
+    ("/api/v1/mailbox/mailThreads", {}, "folder"),
+    ("/api/v1/mailbox/mailThreads", {"folder": "spam"}, "folder"),
+    ("/api/v1/mailbox/mailThreads", {"folder": "inbox", "limit": 501}, "limit"),
+    ("/api/v2/projects", {"status": "open,lost"}, "status"),
+    ("/api/v2/projects", {"updated_since": "2025-01-01T00:00:00Z"}, "updated_since"),
+    ("/api/v2/projects/archived", {"phase_id": "x"}, "phase_id"),
+    ("/api/v2/tasks", {"updated_since": "2025-01-01T00:00:00Z"}, "updated_since"),
+    ("/api/v2/tasks", {"is_done": "maybe"}, "is_done"),
+    ("/api/v2/tasks", {"limit": 0}, "limit"),
+    ("/api/v2/deals/installments", {}, "deal_ids"),
+    ("/api/v2/deals/installments", {"deal_ids": ",".join(map(str, range(1, 102)))}, "deal_ids"),
+    ("/api/v2/deals/installments", {"deal_ids": "1", "sort_by": "amount"}, "sort_by"),
+    ("/api/v2/projectFields", {"include_fields": "ui_visibility"}, "include_fields"),
+    ("/api/v1/deals/1/flow", {"items": "dealChange,gossip"}, "items"),
+    ("/api/v1/deals/abc/flow", {}, "id"),
+    ("/api/v2/deals/1/followers", {"limit": 501}, "limit"),
+    ("/api/v2/products/1/variations", {"cursor": "nonsense"}, "cursor"),
+    ("/api/v1/roles", {"start": -1}, "start"),
+    ("/api/v1/permissionSets", {"app": "crm"}, "app"),
+    ("/api/v1/goals/find", {"type.name": "deals_lost"}, "type.name"),
+    ("/api/v1/goals/find", {"assignee.type": "robot"}, "assignee.type"),
+    ("/api/v1/goals/find", {"is_active": "sometimes"}, "is_active"),
+    ("/api/v1/goals/find", {"period.start": "2025-01-01"}, "period.end"),
+    ("/api/v1/goals/find", {"period.start": "01/01/2025", "period.end": "2025-12-31"}, "period.start"),
+    ("/api/v1/goals/find", {"assignee.id": "me"}, "assignee.id"),
+])
+def test_new_endpoints_reject_bad_parameters_with_400(server, session, path, params, message):
+    r = session.get(server.url + path, params=params)
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert (body["success"], body["error_info"]) == (False, "Please check developers.pipedrive.com")
+    assert message in body["error"]
+    assert server.requests[-1]["tokens_charged"] == 0
+
+
+@pytest.mark.parametrize(("path", "cost"), [
+    ("/api/v1/deals/{deal}/flow", 40), ("/api/v1/deals/{deal}/participants", 10),
+    ("/api/v2/deals/{deal}/followers", 10), ("/api/v2/projects", 10), ("/api/v2/boards", 10),
+    ("/api/v1/goals/find", 20), ("/api/v1/roles", 20), ("/api/v1/leadSources", 2),
+    ("/api/v1/permissionSets", 20), ("/api/v1/mailbox/mailThreads?folder=sent", 20),
+])
+def test_new_endpoints_cost_their_x_token_cost(server, session, path, cost):
+    r = session.get(server.url + path.format(deal=server.account.ids("deals")[0]))
+    assert r.status_code == 200
+    assert server.requests[-1]["tokens_charged"] == cost
+
+
+def test_goals_find_defaults_to_the_token_users_active_goals(session):
+    account = Account(seed=7, size="demo")
+    with FakePipedrive(account) as srv:
+        every = account.records("goals")
+        me = account.me_id
+        assert {g["is_active"] for g in every} == {True, False}
+        assert len({g["type"]["name"] for g in every}) == 5
+        assert {g["assignee"]["type"] for g in every} == {"person", "company", "team"}
+        assert len({g["assignee"]["id"] for g in every if g["assignee"]["type"] == "person"}) > 1
+
+        def find(**params) -> list[str]:
+            r = session.get(f"{srv.url}/api/v1/goals/find", params=params)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert (body["statusCode"], body["service"]) == (20000, "statistics-goals-api")
+            return sorted(g["id"] for g in body["data"]["goals"])
+
+        def expect(match) -> list[str]:
+            return sorted(g["id"] for g in every if match(g))
+
+        mine = expect(lambda g: g["assignee"] == {"type": "person", "id": me} and g["is_active"])
+        assert mine
+        assert find() == mine
+        assert find(is_active="false") == expect(
+            lambda g: g["assignee"] == {"type": "person", "id": me} and not g["is_active"])
+        # filters the spec says widen the search to everyone's goals
+        assert find(**{"type.name": "deals_won"}) == expect(
+            lambda g: g["type"]["name"] == "deals_won" and g["is_active"])
+        assert find(**{"assignee.type": "company"}) == expect(
+            lambda g: g["assignee"]["type"] == "company" and g["is_active"])
+        assert find(**{"expected_outcome.tracking_metric": "sum", "is_active": "false"}) == expect(
+            lambda g: g["expected_outcome"]["tracking_metric"] == "sum" and not g["is_active"])
+        other = next(g["assignee"]["id"] for g in every
+                     if g["assignee"]["type"] == "person" and g["assignee"]["id"] != me and g["is_active"])
+        assert find(**{"assignee.id": other}) == expect(
+            lambda g: g["assignee"]["id"] == other and g["is_active"])
+        assert find(**{"period.start": "2000-01-01", "period.end": "2000-12-31"}) == []
+        today = account.now.strftime("%Y-%m-%d")
+        assert find(**{"period.start": today, "period.end": today}) == mine  # active ones run today
+        title = next(g["title"] for g in every if g["id"] in mine)
+        assert find(title=title) == expect(lambda g: g["id"] in mine and g["title"] == title)
+
+
+def test_a_deal_update_appends_one_deal_change_per_field_newest_first(session):
+    account = Account(seed=9)
+    deal = account.ids("deals", status="open")[0]
+    code = next(f["field_code"] for f in account.records("deal_fields")
+                if f["is_custom_field"] and f["field_type"] == "varchar")
+    with FakePipedrive(account) as srv:
+        url = f"{srv.url}/api/v1/deals/{deal}/flow"
+
+        def flow(**params) -> list[dict]:
+            return fetch_all(session, url, {"items": "dealChange", **params})
+
+        before = flow(all_changes="1")
+        assert all(r["object"] == "dealChange" for r in before)
+        stamp = account.now.strftime("%Y-%m-%d %H:%M:%S")
+        old = account.record("deals", deal)
+        account.update("deals", deal, title="Renamed", value=old["value"] + 100, owner_id=old["owner_id"],
+                       custom_fields={code: "Changed"})
+        after = flow(all_changes="1")
+        new = after[:3]
+        assert after[3:] == before
+        assert {r["data"]["field_key"]: (r["data"]["old_value"], r["data"]["new_value"]) for r in new} == {
+            "title": (old["title"], "Renamed"), "value": (old["value"], old["value"] + 100),
+            code: (old["custom_fields"][code], "Changed")}
+        assert {(r["timestamp"], r["data"]["log_time"], r["data"]["item_id"], r["data"]["user_id"])
+                for r in new} == {(stamp, stamp, deal, account.me_id)}
+        assert len({r["data"]["id"] for r in after}) == len(after)
+        # custom-field changes only with all_changes=1
+        assert [r["data"]["field_key"] for r in flow()[:2]] == [k for k in (
+            r["data"]["field_key"] for r in new) if k != code]
+        assert account.record("deals", deal)["update_time"] == account.get("deals", deal)["update_time"]
+        account.delete("deals", deal)
+        latest = flow()[0]["data"]
+        assert (latest["field_key"], latest["old_value"], latest["new_value"]) == ("status", "open", "deleted")
+        assert set(account.ids("deal_changes")) >= {r["data"]["id"] for r in after}
+        times = [r["timestamp"] for r in fetch_all(session, url, {})]
+        assert times == sorted(times, reverse=True)
+
+
+def test_every_deal_has_a_history_that_ends_in_its_current_values():
+    account = Account(seed=7)
+    history: dict[int, dict] = {}
+    for row in sorted(account.records("deal_changes"), key=lambda r: (r["timestamp"], r["data"]["id"])):
+        data = row["data"]
+        history.setdefault(data["item_id"], {})[data["field_key"]] = data["new_value"]
+        assert row["timestamp"] == data["log_time"]
+    assert set(history) == set(account.ids("deals") + account.ids("archived_deals"))
+    key = {"user_id": "owner_id"}
+    for deal_id, last in history.items():
+        deal = account.get("deals", deal_id)
+        assert last.pop("add_time") == deal["add_time"].replace("T", " ").rstrip("Z")  # it starts there
+        for field, value in last.items():
+            current = deal["custom_fields"].get(field) if len(field) == 40 else deal[key.get(field, field)]
+            assert current == value, (deal_id, field)
+        if deal["status"] in ("won", "lost") and deal["update_time"] != deal["add_time"]:
+            assert last.get("status") == deal["status"]  # (one never edited was created closed)
+
+
+def test_participants_and_followers_agree_with_the_deals_counts(server, session):
+    account = server.account
+    counts = {r["id"]: r for path in ("/api/v2/deals", "/api/v2/deals/archived")
+              for r in fetch_all(session, server.url + path, {
+                  "status": "open,won,lost,deleted", "limit": 500,
+                  "include_fields": "participants_count,followers_count"})}
+    followers, participants = [], []
+    for deal_id, deal in counts.items():
+        f = fetch_all(session, f"{server.url}/api/v2/deals/{deal_id}/followers", {})
+        p = fetch_all(session, f"{server.url}/api/v1/deals/{deal_id}/participants", {})
+        assert deal["followers_count"] == len(f)
+        assert deal["participants_count"] == len(p)
+        followers.append(len(f))
+        participants.append(len(p))
+        assert all(x["related_item_id"] == deal_id and x["person"]["id"] == x["person_id"]["value"] for x in p)
+        if deal["person_id"] is not None and p:
+            assert deal["person_id"] in {x["person_id"]["value"] for x in p}
+    assert 0 in followers
+    assert max(followers) >= 2
+    assert 0 in participants
+    assert max(participants) >= 2
+    single = session.get(f"{server.url}/api/v2/deals/{next(iter(counts))}",
+                         params={"include_fields": "followers_count"}).json()["data"]
+    assert single["followers_count"] == counts[single["id"]]["followers_count"]
+    assert sum(followers) == len(account.ids("deal_followers"))
+    assert sum(participants) == len(account.ids("deal_participants"))
+
+
+def test_installments_and_deal_products_change_without_moving_their_deal(session):
+    account = Account(seed=9)
+    deals_with = {r["deal_id"] for r in account.records("deal_installments")}
+    assert 0 < len(deals_with) < len(account.ids("deals")) / 2  # most deals have none
+    deal = min(deals_with)
+    with FakePipedrive(account) as srv:
+        def listed(path: str) -> list[dict]:
+            return fetch_all(session, f"{srv.url}/api/v2/deals/{path}", {"deal_ids": str(deal)})
+
+        deal_time = account.get("deals", deal)["update_time"]
+        first = listed("installments")[0]["id"]
+        account.update("deal_installments", first, amount=99.5)
+        added = account.add("deal_installments", deal_id=deal, amount=10, description="Extra")
+        assert {r["id"]: r["amount"] for r in listed("installments")}[first] == 99.5
+        assert added in {r["id"] for r in listed("installments")}
+        account.delete("deal_installments", added)
+        assert added not in {r["id"] for r in listed("installments")}
+        product = account.add("deal_products", deal_id=deal)
+        account.update("deal_products", product, quantity=3)
+        assert {r["id"]: r["quantity"] for r in listed("products")}[product] == 3
+        account.delete("deal_products", product)
+        assert account.get("deals", deal)["update_time"] == deal_time
+        by_date = fetch_all(session, f"{srv.url}/api/v2/deals/installments", {
+            "deal_ids": ",".join(map(str, deals_with)), "sort_by": "billing_date", "sort_direction": "desc"})
+        dates = [r["billing_date"] for r in by_date]
+        assert dates == sorted(dates, reverse=True)
+
+
+def test_some_products_have_variations_and_deal_products_use_them():
+    account = Account(seed=7)
+    variations = account.records("product_variations")
+    with_variations = {v["product_id"] for v in variations}
+    assert 0 < len(with_variations) < len(account.ids("products"))
+    assert all(p["product_variation_id"] == v["id"] for v in variations for p in v["prices"])
+    used = {p["product_variation_id"] for p in account.records("deal_products")} - {None}
+    assert used
+    assert used <= {v["id"] for v in variations}
+
+
+def test_projects_statuses_archive_and_delete(session):
+    account = Account(seed=7)
+    with FakePipedrive(account) as srv:
+        def listed(path: str = "/api/v2/projects", **params) -> dict[int, dict]:
+            return {r["id"]: r for r in fetch_all(session, srv.url + path, params)}
+
+        everything = "open,completed,canceled,deleted"
+        default = listed()
+        assert default
+        assert all(r["status"] != "deleted" for r in default.values())
+        assert all(r["archive_time"] is None for r in default.values())
+        deleted = listed(status="deleted")
+        assert deleted
+        assert set(deleted) <= set(account.ids("projects"))
+        archived = listed("/api/v2/projects/archived", status=everything)
+        assert archived
+        assert all(r["archive_time"] for r in archived.values())
+        assert not set(archived) & set(listed(status=everything))
+        assert set(listed(status=everything)) == set(account.ids("projects"))
+        fields = {f["field_code"]: f for f in fetch_all(session, f"{srv.url}/api/v2/projectFields", {})}
+        custom = {c for c, f in fields.items() if f["is_custom_field"]}
+        assert custom
+        assert all(set(r["custom_fields"]) == custom for r in default.values())
+        assert {o["id"] for o in fields["status"]["options"]} == set(everything.split(","))
+        assert all({"ui_visibility", "important_fields", "required_fields"} <= set(f) for f in fields.values())
+        # filters
+        project = next(r for r in default.values() if r["deal_ids"])
+        assert project["id"] in listed(deal_id=project["deal_ids"][0])
+        assert set(listed(phase_id=project["phase_id"])) == {
+            r["id"] for r in default.values() if r["phase_id"] == project["phase_id"]}
+        # mutations, stamped with the clock
+        now = account.now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        account.archive("projects", project["id"])
+        moved = listed("/api/v2/projects/archived")[project["id"]]
+        assert moved["archive_time"] == moved["update_time"] == now
+        new = account.add("projects", title="Fresh project")
+        account.delete("projects", new)
+        assert new not in listed()
+        assert listed(status="deleted")[new]["status"] == "deleted"
+        # boards, phases and tasks hang together
+        boards = {b["id"] for b in fetch_all(session, f"{srv.url}/api/v2/boards", {})}
+        assert {r["board_id"] for r in account.records("projects")} <= boards
+        for board in boards:
+            phases = fetch_all(session, f"{srv.url}/api/v2/phases", {"board_id": board})
+            assert [p["order_nr"] for p in phases] == list(range(1, len(phases) + 1))
+        tasks = fetch_all(session, f"{srv.url}/api/v2/tasks", {})
+        roots = fetch_all(session, f"{srv.url}/api/v2/tasks", {"parent_task_id": "null"})
+        assert 0 < len(roots) < len(tasks)
+        assert {t["project_id"] for t in tasks} <= set(account.ids("projects")) | set(account.ids("archived_projects"))
+        done = fetch_all(session, f"{srv.url}/api/v2/tasks", {"is_done": "true"})
+        assert done
+        assert all(t["is_done"] and t["marked_as_done_time"] for t in done)
+        parent = next(t["parent_task_id"] for t in tasks if t["parent_task_id"])
+        account.delete("tasks", parent)  # "If the task has subtasks, those will also be deleted"
+        left = fetch_all(session, f"{srv.url}/api/v2/tasks", {})
+        assert not {t["id"] for t in left} & ({parent} | {t["id"] for t in tasks if t["parent_task_id"] == parent})
+        templates = fetch_all(session, f"{srv.url}/api/v2/projectTemplates", {})
+        assert {t["projects_board_id"] for t in templates} <= boards
+
+
+def test_mail_threads_live_in_folders_and_hold_their_messages(server, session):
+    account = server.account
+    by_folder = {f: fetch_all(session, f"{server.url}/api/v1/mailbox/mailThreads", {"folder": f})
+                 for f in ("inbox", "drafts", "sent", "archive")}
+    seen = [t["id"] for threads in by_folder.values() for t in threads]
+    assert set(seen) == set(account.ids("mail_threads"))
+    assert len(seen) > len(set(seen))  # a conversation is in two folders
+    assert len(account.ids("mail_threads")) == len(set(account.ids("mail_threads")))
+    for folder, threads in by_folder.items():
+        assert all(folder in t["folders"] for t in threads)
+        stamps = [t["last_message_timestamp"] for t in threads]
+        assert stamps == sorted(stamps, reverse=True)
+    messages = 0
+    for thread in account.records("mail_threads"):
+        listed = fetch_all(session, f"{server.url}/api/v1/mailbox/mailThreads/{thread['id']}/mailMessages", {})
+        assert len(listed) == thread["message_count"] >= 1
+        assert {m["mail_thread_id"] for m in listed} == {thread["id"]}
+        assert listed[-1]["message_time"] == thread["last_message_timestamp"]
+        messages += len(listed)
+    assert messages == len(account.ids("mail_messages"))
+
+
+def test_roles_permission_sets_and_users_agree(server, session):
+    account = server.account
+    users = {u["id"]: u for u in account.records("users")}
+    roles = fetch_all(session, f"{server.url}/api/v1/roles", {})
+    held = 0
+    for role in roles:
+        assigned = fetch_all(session, f"{server.url}/api/v1/roles/{role['id']}/assignments", {})
+        assert role["assignment_count"] == str(len(assigned))
+        assert all(users[a["user_id"]]["role_id"] == role["id"] for a in assigned)
+        assert role["sub_role_count"] == str(sum(r["parent_role_id"] == role["id"] for r in roles))
+        held += len(assigned)
+    assert held == len(users)
+    sets = fetch_all(session, f"{server.url}/api/v1/permissionSets", {})
+    sales = fetch_all(session, f"{server.url}/api/v1/permissionSets", {"app": "sales"})
+    assert sales
+    assert {s["app"] for s in sales} == {"sales"}
+    assert len(sales) < len(sets)
+    for s in sets:
+        assigned = fetch_all(session, f"{server.url}/api/v1/permissionSets/{s['id']}/assignments", {})
+        assert s["assignment_count"] == len(assigned)
+        assert all(s["id"] in {a["permission_set_id"] for a in users[x["user_id"]]["access"]} for x in assigned)
+    sources = [s["name"] for s in fetch_all(session, f"{server.url}/api/v1/leadSources", {})]
+    assert {lead["source_name"] for lead in account.records("leads")} <= set(sources)
+
+
+def test_what_hangs_off_a_hidden_deal_is_hidden_too(session):
+    account = Account(seed=9)
+    deal = next(d for d in account.ids("deals") if any(p["deal_id"] == d for p in account.records("deal_products")))
+    with FakePipedrive(account) as srv:
+        account.hide("deals", deal)
+        for path in ("/api/v1/deals/{}/flow", "/api/v1/deals/{}/participants", "/api/v2/deals/{}/followers"):
+            assert session.get(srv.url + path.format(deal)).status_code == 404
+        assert fetch_all(session, f"{srv.url}/api/v2/deals/products", {"deal_ids": str(deal)}) == []
+        assert not {r["data"]["item_id"] for r in account.records("deal_changes")} & {deal}
+        account.unhide("deals", deal)
+        assert fetch_all(session, f"{srv.url}/api/v2/deals/products", {"deal_ids": str(deal)})
+
+
+def test_mutations_of_the_new_entities_show_up_in_the_api(session):
+    account = Account(seed=9)
+    ms = "%Y-%m-%dT%H:%M:%S.000Z"
+    with FakePipedrive(account) as srv:
+        def get(path: str, **params) -> list[dict]:
+            return fetch_all(session, srv.url + path, params)
+
+        deal = account.ids("deals", status="open")[0]
+        deal_time = account.get("deals", deal)["update_time"]
+        user = next(u for u in account.ids("users")
+                    if (deal, u) not in set(account.ids("deal_followers")))
+        assert account.add("deal_followers", deal_id=deal, user_id=user) == (deal, user)
+        assert user in {f["user_id"] for f in get(f"/api/v2/deals/{deal}/followers")}
+        person = account.ids("persons")[-1]
+        participant = account.add("deal_participants", deal_id=deal, person_id=person)
+        listed = get(f"/api/v1/deals/{deal}/participants")
+        assert {p["id"]: p["person_id"]["value"] for p in listed}[participant] == person
+        counts = session.get(f"{srv.url}/api/v2/deals/{deal}", params={
+            "include_fields": "followers_count,participants_count"}).json()["data"]
+        assert (counts["followers_count"], counts["participants_count"]) == (
+            len(get(f"/api/v2/deals/{deal}/followers")), len(listed))
+        account.delete("deal_followers", (deal, user))
+        account.delete("deal_participants", participant)
+        assert user not in {f["user_id"] for f in get(f"/api/v2/deals/{deal}/followers")}
+        assert account.get("deals", deal)["update_time"] == deal_time
+
+        product = account.ids("products")[0]
+        variation = account.add("product_variations", product_id=product, name="Gold edition")
+        account.update("product_variations", variation, name="Platinum edition")
+        assert {v["id"]: v["name"] for v in get(f"/api/v2/products/{product}/variations")}[variation] == (
+            "Platinum edition")
+        account.delete("product_variations", variation)
+        assert variation not in {v["id"] for v in get(f"/api/v2/products/{product}/variations")}
+
+        goal = account.add("goals", title="Close ten deals", assignee={"type": "person", "id": account.me_id},
+                           is_active=True)
+        assert goal in {g["id"] for g in get("/api/v1/goals/find")[0]["goals"]}
+        account.update("goals", goal, is_active=False)
+        assert goal not in {g["id"] for g in get("/api/v1/goals/find")[0]["goals"]}
+        account.delete("goals", goal)
+        assert goal not in account.ids("goals")
+
+        now = account.now.strftime(ms)
+        board = account.add("boards", name="Launches")
+        phase = account.add("phases", board_id=board, name="Ideas", order_nr=1)
+        assert [p["id"] for p in get("/api/v2/phases", board_id=board)] == [phase]
+        account.update("boards", board, name="Product launches")
+        assert {b["id"]: b["name"] for b in get("/api/v2/boards")}[board] == "Product launches"
+        assert account.record("boards", board)["add_time"] == now
+        task = account.ids("tasks")[0]
+        stamp = account.now.strftime(ms)
+        account.update("tasks", task, is_done=True)
+        assert {t["id"]: t["update_time"] for t in get("/api/v2/tasks", is_done="true")}[task] == stamp
+
+        thread = next(t["id"] for t in account.records("mail_threads") if "inbox" in t["folders"])
+        account.update("mail_threads", thread, archived_flag=1)
+        assert thread in {t["id"] for t in get("/api/v1/mailbox/mailThreads", folder="archive")}
+        assert thread not in {t["id"] for t in get("/api/v1/mailbox/mailThreads", folder="inbox")}
+        account.delete("mail_threads", thread)
+        assert session.get(f"{srv.url}/api/v1/mailbox/mailThreads/{thread}/mailMessages").status_code == 404
+
+        role = account.ids("roles")[-1]
+        mover = account.ids("users")[-1]
+        account.add("role_assignments", role_id=role, user_id=mover)
+        assert [r for r in account.ids("role_assignments") if r[1] == mover] == [(role, mover)]
+        assert mover in {a["user_id"] for a in get(f"/api/v1/roles/{role}/assignments")}
+        assert account.record("users", mover)["role_id"] == role
+        with pytest.raises(ValueError, match="cannot add"):
+            account.add("lead_sources", name="Carrier pigeon")

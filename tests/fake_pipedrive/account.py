@@ -16,7 +16,11 @@ from collections import Counter
 
 from . import fields as fdefs
 from . import render, spec
+from .admin import Admin
+from .deal_extras import HISTORY_SLOTS, DealExtras
 from .fields import Field, FieldFactory
+from .mail import Mailbox
+from .projects import Projects
 from .values import (
     DATE,
     DAY,
@@ -61,6 +65,11 @@ SIZES = {
         "activities": 50, "products": 12, "pipelines": 2, "stages": 10, "deal_products": None,
         "notes": 25, "leads": 15, "archived_leads": 4, "users": 4, "lead_labels": 4,
         "filters": 5, "activity_types": 6, "currencies": 8, "files": 12, "call_logs": 10,
+        # None: the natural share of the parents (most deals without installments...)
+        "deal_followers": None, "deal_participants": None, "deal_installments": None,
+        "product_variations": None, "projects": 6, "archived_projects": 2, "deleted_projects": 1,
+        "tasks": None, "boards": 2, "phases": 6, "project_templates": 2, "goals": 8, "roles": 4,
+        "permission_sets": 8, "lead_sources": 10, "mail_threads": 8, "mail_messages": None,
     },
     "demo": {
         "deals": 3000, "deleted_deals": 60, "archived_deals": 150, "persons": 2500,
@@ -68,6 +77,11 @@ SIZES = {
         "deal_products": None, "notes": 1500, "leads": 400, "archived_leads": 50, "users": 12,
         "lead_labels": 6, "filters": 20, "activity_types": 8, "currencies": 10, "files": 300,
         "call_logs": 200,
+        "deal_followers": None, "deal_participants": None, "deal_installments": None,
+        "product_variations": None, "projects": 60, "archived_projects": 15,
+        "deleted_projects": 5, "tasks": None, "boards": 3, "phases": 12, "project_templates": 5,
+        "goals": 30, "roles": 7, "permission_sets": 10, "lead_sources": 10, "mail_threads": 300,
+        "mail_messages": None,
     },
 }
 
@@ -79,6 +93,14 @@ TABLE_OF = {
     "notes": "notes", "leads": "leads", "archived_leads": "leads", "users": "users",
     "lead_labels": "lead_labels", "filters": "filters", "activity_types": "activity_types",
     "currencies": "currencies", "files": "files", "call_logs": "call_logs",
+    "deal_changes": "deal_changes", "deal_participants": "deal_participants",
+    "deal_followers": "deal_followers", "deal_installments": "deal_installments",
+    "product_variations": "product_variations", "projects": "projects",
+    "archived_projects": "projects", "tasks": "tasks", "boards": "boards", "phases": "phases",
+    "project_templates": "project_templates", "goals": "goals", "roles": "roles",
+    "role_assignments": "role_assignments", "permission_sets": "permission_sets",
+    "permission_set_assignments": "permission_set_assignments", "lead_sources": "lead_sources",
+    "mail_threads": "mail_threads", "mail_messages": "mail_messages",
 }
 # table -> the endpoint whose item schema documents its records
 SPEC_OF = {
@@ -88,21 +110,63 @@ SPEC_OF = {
     "leads": "v1 /leads", "users": "v1 /users", "lead_labels": "v1 /leadLabels",
     "filters": "v1 /filters", "activity_types": "v1 /activityTypes",
     "currencies": "v1 /currencies", "files": "v1 /files", "call_logs": "v1 /callLogs",
+    "deal_changes": "v1 /deals/{id}/flow", "deal_participants": "v1 /deals/{id}/participants",
+    "deal_followers": "v2 /deals/{id}/followers", "deal_installments": "v2 /deals/installments",
+    "product_variations": "v2 /products/{id}/variations", "projects": "v2 /projects",
+    "tasks": "v2 /tasks", "boards": "v2 /boards", "phases": "v2 /phases",
+    "project_templates": "v2 /projectTemplates", "goals": "v1 /goals/find", "roles": "v1 /roles",
+    "role_assignments": "v1 /roles/{id}/assignments", "permission_sets": "v1 /permissionSets",
+    "permission_set_assignments": "v1 /permissionSets/{id}/assignments",
+    "lead_sources": "v1 /leadSources", "mail_threads": "v1 /mailbox/mailThreads",
+    "mail_messages": "v1 /mailbox/mailThreads/{id}/mailMessages",
 }
 V2_TABLES = {"deals", "persons", "organizations", "activities", "products", "pipelines",
              "stages", "deal_products"}
 # v2 objects use RFC 3339; the leads API ISO 8601 with milliseconds; the rest of v1 "Y-m-d H:M:S"
 TIME_FORMATS = {t: V2_TIME if t in V2_TABLES else LEAD_TIME if t in ("leads", "lead_labels")
                 else V1_TIME for t in SPEC_OF}
+# the projects API and the mailbox write milliseconds; the rest of v2 plain seconds
+TIME_FORMATS.update(dict.fromkeys(("projects", "tasks", "boards", "phases", "project_templates",
+                                   "mail_threads", "mail_messages"), LEAD_TIME))
+TIME_FORMATS.update(dict.fromkeys(("deal_followers", "deal_installments", "product_variations"),
+                                  V2_TIME))
+# tables keyed by more than an id (what ids() returns for them)
+ROW_KEYS = {"deal_followers": ("deal_id", "user_id"), "role_assignments": ("role_id", "user_id"),
+            "permission_set_assignments": ("permission_set_id", "user_id")}
+# table -> (the field naming its parent, the parent's table, the builder's argument)
+PARENT_ARGS = {"deal_followers": ("deal_id", "deals", "deal"),
+               "deal_participants": ("deal_id", "deals", "deal"),
+               "deal_installments": ("deal_id", "deals", "deal"),
+               "product_variations": ("product_id", "products", "product"),
+               "tasks": ("project_id", "projects", "project")}
+# records whose list shows them only while their deal / product / thread is answered
+CHILD_OF = {"deal_changes": "deals", "deal_participants": "deals", "deal_followers": "deals",
+            "deal_installments": "deals", "deal_products": "deals",
+            "product_variations": "products"}
 FIELD_KIND = {
     "deal_fields": "deal", "person_fields": "person", "organization_fields": "organization",
     "product_fields": "product", "activity_fields": "activity", "note_fields": "note",
-    "lead_fields": "lead",
+    "lead_fields": "lead", "project_fields": "project",
 }
 CUSTOM_TABLE = {"deal": "deals", "person": "persons", "organization": "organizations",
-                "product": "products", "activity": "activities", "lead": "leads"}
+                "product": "products", "activity": "activities", "lead": "leads",
+                "project": "projects"}
 UPDATE_KEY = {"users": "modified"}  # tables whose "last changed" key is not update_time
-NO_UPDATE_KEY = {"currencies", "call_logs"}
+NO_UPDATE_KEY = {"currencies", "call_logs", "deal_changes", "deal_participants",
+                 "deal_followers", "deal_installments", "product_variations", "goals", "roles",
+                 "role_assignments", "permission_sets", "permission_set_assignments",
+                 "lead_sources"}
+
+
+def row_key(table: str, row: dict) -> object:
+    """The key a table stores a record under: its id, a dealChange's ``data.id``, a lead
+    source's name, or (parent id, user id) for followers and assignments."""
+    names = ROW_KEYS.get(table)
+    if names:
+        return row[names[0]], row[names[1]]
+    if table == "deal_changes":
+        return row["data"]["id"]
+    return row["name"] if table == "lead_sources" else row["id"]
 
 CURRENCIES = (
     ("EUR", "Euro", "€", 2), ("USD", "US Dollar", "$", 2), ("GBP", "British Pound", "£", 2),
@@ -131,7 +195,7 @@ FILTER_TYPES = ("deals", "leads", "org", "people", "products", "activity")
 LOST_REASONS = ("Price too high", "Went with competitor", "No budget")
 
 
-class Account:
+class Account(DealExtras, Projects, Admin, Mailbox):
     """One company's data. Thread-safe: every public method holds ``self.lock``."""
 
     def __init__(self, seed: int = 7, size: str = "small", counts: dict | None = None, *,
@@ -156,6 +220,8 @@ class Account:
             # is then 0 unless also given, so ids("deals") has exactly counts["deals"] entries.
             if "deals" in counts and "deleted_deals" not in counts:
                 self.counts["deleted_deals"] = 0
+            if "projects" in counts and "deleted_projects" not in counts:
+                self.counts["deleted_projects"] = 0
             self.counts.update(counts)
         self.counts["users"] = max(1, self.counts["users"])
         self.counts["pipelines"] = max(1, self.counts["pipelines"])
@@ -169,6 +235,11 @@ class Account:
         self._mut_gen = Gen(FastRandom(f"{seed}:mutations"))
         self._deal_ids_pool: list[int] = []
         self._hidden: dict[str, set] = {}  # table -> keys the token's user may not see
+        self._history_done: set[int] = set()  # deals whose generated history exists
+        self._changes_of: dict[int, list[dict]] = {}  # deal id -> its dealChange rows
+        self._generated_deals = 0
+        self._change_serial = 0  # ids of dealChange rows logged by mutations
+        self._party_serial = 0  # ids of mail parties
         self._version = 0
         self._invalidate()
         # ~60k dicts with no reference cycles: the cyclic GC would only rescan them repeatedly
@@ -180,7 +251,25 @@ class Account:
             if gc_was_enabled:
                 gc.enable()
         self._deal_ids_pool = []
+        self._generated_deals = max(self._tables["deals"], default=0)
+        self._change_serial = (self._generated_deals + 1) * HISTORY_SLOTS
         self._invalidate()
+
+    @property
+    def me_id(self) -> int:
+        """The id of the token's user (``is_you``)."""
+        return next((u["id"] for u in self._tables["users"].values() if u["is_you"]), 1)
+
+    @staticmethod
+    def _bulk_second(table: str) -> str | None:
+        """The second a bulk edit stamped on many records of a table, formatted."""
+        if table not in SHARED_SECOND:
+            return None
+        return fmt_time(SHARED_SECOND[table][0], TIME_FORMATS[table])
+
+    @staticmethod
+    def _key(table: str, row: dict) -> object:
+        return row_key(table, row)
 
     # ---- company ---------------------------------------------------------------------------
 
@@ -274,6 +363,11 @@ class Account:
         self._generate_leads()
         for name in ("activities", "notes", "files", "call_logs", "filters"):
             self._generate_simple(name, c[name])
+        # each from its own random stream: the entities above are as they were without them
+        self._generate_deal_extras()
+        self._generate_projects()
+        self._generate_admin()
+        self._generate_mail()
 
     def _generate_simple(self, table: str, n: int) -> None:
         self._invalidate()
@@ -793,14 +887,28 @@ class Account:
         """The timestamp format of a table's records (its API's format)."""
         return TIME_FORMATS[TABLE_OF.get(table_or_entity, table_or_entity)]
 
-    def _visible(self, entity: str) -> list[dict]:
+    def _visible(self, entity: str) -> list[dict]:  # noqa: PLR0911 - one return per kind of list
         """The records an entity's list shows (deals and leads split by archive state): never
         hidden ones, and of deleted ones only the deals deleted less than 30 days ago."""
         table = TABLE_OF[entity]
+        if table == "deal_changes":
+            self._all_histories()
         rows = self._tables[table].values()
         hidden = self._hidden.get(table)
         if hidden:
-            rows = [r for r in rows if r["id"] not in hidden]
+            rows = [r for r in rows if row_key(table, r) not in hidden]
+        if table in CHILD_OF:  # what hangs off a deal or product shows while it is answered
+            parents = self._answered(CHILD_OF[table])
+            parent_key = "product_id" if table == "product_variations" else "deal_id"
+            if table == "deal_changes":
+                return [r for r in rows if r["data"]["item_id"] in parents]
+            if table == "deal_participants":  # a purged person takes part no more
+                persons = self._tables["persons"]
+                return [r for r in rows if r["deal_id"] in parents and r["person_id"] in persons]
+            return [r for r in rows if r[parent_key] in parents]
+        if entity in ("projects", "archived_projects"):
+            archived = entity == "archived_projects"
+            return [r for r in rows if (r["archive_time"] is not None) == archived]
         if table in SOFT_DELETED:
             return [r for r in rows if not r["is_deleted"]]
         if table == "files":
@@ -815,6 +923,24 @@ class Account:
             return [r for r in rows if r["is_archived"] == archived]
         return list(rows)
 
+    def _answered(self, table: str) -> set:
+        """Ids of the records of ``table`` its single GET answers (cached until a change)."""
+        cache = self.derived().setdefault("answered", {})
+        ids = cache.get(table)
+        if ids is None:
+            ids = cache[table] = set()
+            for rid in self._tables[table]:
+                try:
+                    self.single(table, rid)
+                except KeyError:
+                    continue
+                ids.add(rid)
+        return ids
+
+    def row_of(self, table: str, rid: object) -> dict | None:
+        """A live stored row by key, whatever its visibility (None if there is none)."""
+        return None if rid is None else self._tables[table].get(rid)
+
     def view(self, entity: str) -> list[dict]:
         """Live records of an entity (not copies); callers must hold ``lock`` while using them."""
         return self._visible(entity)
@@ -827,12 +953,18 @@ class Account:
         return list(self._fields[kind])
 
     def ids(self, entity: str, **filters: object) -> list:
-        """Ids of what the entity's list returns (field codes for ``*_fields``), oldest first."""
+        """Ids of what the entity's list returns (field codes for ``*_fields``), oldest first.
+
+        Keys rather than ids where a record has none: ``(deal_id, user_id)`` for
+        ``deal_followers``, ``(role_id, user_id)`` / ``(permission_set_id, user_id)`` for the
+        assignments, the name for ``lead_sources``, ``data.id`` for ``deal_changes``.
+        """
         with self.lock:
             if entity in FIELD_KIND:
                 return [f.code for f in self.fields(entity)
                         if all(getattr(f, k, None) == v for k, v in filters.items())]
-            return [r["id"] for r in self._visible(entity)
+            table = TABLE_OF[entity]
+            return [row_key(table, r) for r in self._visible(entity)
                     if all(r.get(k) == v for k, v in filters.items())]
 
     def records(self, entity: str) -> list[dict]:
@@ -845,8 +977,9 @@ class Account:
     def record(self, entity: str, rid: object) -> dict:
         """One record as its list shows it (raises KeyError if the list does not show it)."""
         with self.lock:
+            table = TABLE_OF[entity]
             for r in self._visible(entity):
-                if r["id"] == rid:
+                if row_key(table, r) == rid:
                     return render.records(self, entity, [r], set(), copy=True)[0]
         raise KeyError(rid)
 
@@ -864,6 +997,10 @@ class Account:
         row = self._tables[table].get(rid)
         if row is None or rid in self._hidden.get(table, ()):
             raise KeyError(rid)
+        if table in CHILD_OF:
+            parent = row["product_id" if table == "product_variations" else "deal_id"]
+            if parent not in self._answered(CHILD_OF[table]):
+                raise KeyError(rid)
         deleted_at = self._deleted_at(table, row)
         if deleted_at is not None and deleted_at < self._now - DELETED_RETENTION:
             raise KeyError(rid)
@@ -894,33 +1031,66 @@ class Account:
             self._now += int(advance)
 
     def add(self, entity: str, *, advance: float = 1, **fields: object) -> object:
-        """Create a record stamped with the clock (add_time = update_time = now); returns its id."""
+        """Create a record stamped with the clock (add_time = update_time = now); returns its id
+        (its key, see ``ids``). Children name their parent: ``add("deal_installments",
+        deal_id=5)``, ``add("deal_followers", deal_id=5, user_id=2)``, ``add("tasks",
+        project_id=3)``; adding to a deal leaves the deal's update_time as it was."""
         with self.lock:
             table = TABLE_OF[entity]
             rows = self._tables[table]
             gen = self._mut_gen
             self._invalidate()
+            if table == "role_assignments":  # a user holds one role: this moves them
+                self._assign_role(fields["user_id"], fields["role_id"])
+                self._tick(advance)
+                return fields["role_id"], fields["user_id"]
+            build = getattr(self, f"_build_{table}", None)
+            if build is None:
+                msg = f"Pipedrive's API cannot add {entity}"
+                raise ValueError(msg)
             next_id = max((r for r in rows if isinstance(r, int)), default=0) + 1
-            extra = {}
-            if table == "deals":
-                extra = {"archived": entity == "archived_deals",
+            extra: dict = {}
+            if table in ("deals", "projects"):
+                extra = {"archived": entity.startswith("archived_"),
                          "deleted": fields.get("status") == "deleted"}
             elif table == "leads":
                 extra = {"archived": entity == "archived_leads"}
-            rec = getattr(self, f"_build_{table}")(gen, next_id, self._now, self._now, **extra)
+            elif table in PARENT_ARGS:
+                key, parents, arg = PARENT_ARGS[table]
+                if key in fields:
+                    extra[arg] = self._row(parents, fields[key])
+                for name in ("user_id", "person_id"):
+                    if name in fields and table in ("deal_followers", "deal_participants"):
+                        extra[name] = fields[name]
+            rec = build(gen, next_id, self._now, self._now, **extra)
             _apply(rec, fields)
-            rows[rec["id"]] = rec
+            rows[row_key(table, rec)] = rec
+            if table == "deals":
+                self._history_done.add(rec["id"])  # a new deal's flow starts now
+                self._log_creation(rec)
             self._tick(advance)
-            return rec["id"]
+            return row_key(table, rec)
 
     def update(self, entity: str, rid: object, *, advance: float = 1, **fields: object) -> None:
-        """Change fields (``custom_fields={code: value}`` merges) and stamp update_time."""
+        """Change fields (``custom_fields={code: value}`` merges) and stamp update_time.
+
+        A deal logs one dealChange row per changed field (its ``/flow``), stamped with the
+        clock; a deal product or installment changes without touching its deal.
+        """
         with self.lock:
             table = TABLE_OF[entity]
             row = self._row(entity, rid)
+            changes = []
+            if table == "deals":
+                self._history(rid)
+                changes = self._diff(row, fields)
             _apply(row, fields)
+            if table == "mail_threads" and "archived_flag" in fields:
+                row["folders"] = ["archive"] if fields["archived_flag"] else ["inbox"]
             self._fill_new_fields(table, row)
             self._stamp(table, row)
+            if changes:
+                self._log_changes(rid, changes)
             self._tick(advance)
 
     def delete(self, entity: str, rid: object, *, advance: float = 1) -> None:
@@ -936,18 +1106,32 @@ class Account:
             if entity in FIELD_KIND:
                 kind = "deal" if _kind(entity) == "lead" else _kind(entity)
                 self._fields[kind] = [f for f in self._fields[kind] if f.code != rid]
-            elif table in ("deals", "files") or table in SOFT_DELETED:
+            elif table in ("deals", "files", "projects") or table in SOFT_DELETED:
                 row = self._row(entity, rid)
                 if table == "deals":
+                    self._history(rid)
+                    changes = self._diff(row, {"status": "deleted"})
                     row.update(status="deleted", is_deleted=True)
+                    self._log_changes(rid, changes)
                 elif table == "files":
                     row["active_flag"] = False
+                elif table == "projects":  # "Marks a project as deleted": status=deleted lists it
+                    row.update(status="deleted", status_change_time=self._t(table, self._now))
                 else:
                     row["is_deleted"] = True
                 self._stamp(table, row)
             else:
                 self._row(entity, rid)
-                del self._tables[table][rid]
+                doomed = [rid]
+                if table == "tasks":  # "If the task has subtasks, those will also be deleted"
+                    doomed += [k for k, t in self._tables["tasks"].items()
+                               if t["parent_task_id"] == rid]
+                elif table == "mail_threads":
+                    messages = self._tables["mail_messages"]
+                    for mid in [k for k, m in messages.items() if m["mail_thread_id"] == rid]:
+                        del messages[mid]
+                for key in doomed:
+                    del self._tables[table][key]
                 self._invalidate()
             self._tick(advance)
 
@@ -978,16 +1162,21 @@ class Account:
             self._changed()
 
     def archive(self, entity: str, rid: object, *, advance: float = 1) -> None:
-        """Archive a deal or lead: it moves to ``archived_deals`` / ``archived_leads``."""
+        """Archive a deal, lead or project: it moves to ``archived_deals`` /
+        ``archived_leads`` / ``archived_projects``."""
         with self.lock:
             table = TABLE_OF[entity]
-            if table not in ("deals", "leads"):
-                msg = "only deals and leads can be archived"
+            if table not in ("deals", "leads", "projects"):
+                msg = "only deals, leads and projects can be archived"
                 raise ValueError(msg)
             row = self._row(entity, rid)
-            row["is_archived"] = True
-            self._stamp(table, row)
             if table == "deals":
+                self._history(rid)
+                self._log_changes(rid, self._diff(row, {"is_archived": True}))
+            if table != "projects":
+                row["is_archived"] = True
+            self._stamp(table, row)
+            if table in ("deals", "projects"):
                 row["archive_time"] = row["update_time"]
             self._tick(advance)
 
@@ -997,6 +1186,8 @@ class Account:
             table = TABLE_OF[entity]
             value = self._t(table, to_epoch(ts))
             for rid in ids if isinstance(ids, (list, tuple, set, range)) else [ids]:
+                if table == "deals":
+                    self._history(rid)  # its history was that of the deal as generated
                 self._row(entity, rid)[UPDATE_KEY.get(table, "update_time")] = value
             self._changed()
 
@@ -1023,7 +1214,7 @@ class Account:
             f.values_on_update = True
             existing.append(f)
             table = CUSTOM_TABLE.get(kind)
-            if table in V2_TABLES:
+            if table in V2_TABLES or table == "projects":
                 for row in self._tables[table].values():
                     row["custom_fields"][f.code] = None
             self._tick(advance)

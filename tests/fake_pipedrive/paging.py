@@ -87,10 +87,11 @@ def sort_key(value: object) -> tuple:
 
 
 def cursor_page(rows: list[dict], sort_by: str, direction: str, cursor: str | None,
-                 limit: int) -> tuple[list[dict], str | None]:
-    """One page in (sort value, id) order, continuing strictly after the cursor's item."""
-    rows = sorted(rows, key=lambda r: (sort_key(r.get(sort_by)), r["id"]))
-    keys = [(sort_key(r.get(sort_by)), r["id"]) for r in rows]
+                 limit: int, *, id_key: str = "id") -> tuple[list[dict], str | None]:
+    """One page in (sort value, id) order, continuing strictly after the cursor's item
+    (``id_key`` names the unique key of records without an ``id``, e.g. followers)."""
+    rows = sorted(rows, key=lambda r: (sort_key(r.get(sort_by)), r[id_key]))
+    keys = [(sort_key(r.get(sort_by)), r[id_key]) for r in rows]
     if direction == "asc":
         start = 0
         if cursor:
@@ -110,7 +111,52 @@ def cursor_page(rows: list[dict], sort_by: str, direction: str, cursor: str | No
     if not more or not page:
         return page, None
     last = page[-1]
-    return page, encode_cursor(sort_by, last.get(sort_by), direction, last["id"])
+    return page, encode_cursor(sort_by, last.get(sort_by), direction, last[id_key])
+
+
+def v1_page(rows: list, q: dict, max_limit: int = 500) -> tuple[list, dict]:
+    """One v1 offset page (``start``, ``limit``) and its ``additional_data.pagination``."""
+    start = int_param(q, "start", 0, 0, None)
+    limit = int_param(q, "limit", 100, 1, max_limit)
+    page = rows[start:start + limit]
+    more = start + limit < len(rows)
+    pagination = {"start": start, "limit": limit, "more_items_in_collection": more}
+    if more:
+        pagination["next_start"] = start + limit
+    return page, {"pagination": pagination}
+
+
+def int_query(q: dict, name: str) -> int | None:
+    """An integer query parameter (None when absent), else 400."""
+    raw = q.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, f"Validation failed: {name}: Expected number, received string") from None
+
+
+def bool_query(q: dict, name: str) -> bool | None:
+    """A boolean query parameter (``true``/``false``, ``1``/``0``; None when absent), else 400."""
+    raw = q.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise ApiError(400, f"Validation failed: {name}: Expected boolean, received string")
+
+
+def enum_query(q: dict, name: str, allowed: tuple | list | frozenset) -> str | None:
+    """A query parameter that must be one of ``allowed`` (None when absent), else 400."""
+    raw = q.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw not in allowed:
+        raise ApiError(400, f"Validation failed: {name}: Invalid enum value '{raw}'")
+    return raw
 
 
 def check_cursor(c: dict, sort_by: str, direction: str) -> None:

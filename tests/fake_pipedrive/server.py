@@ -23,18 +23,23 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import render, spec
 from .account import DEFAULT_COMPANY, Account
+from .endpoints import MoreEndpoints
 from .limits import CLOUDFLARE_HTML, DailyBudget, Fault, Faults, RateLimiter
 from .paging import (
     ApiError,
+    bool_query,
     cursor_page,
     custom_fields_param,
     id_list,
     int_param,
+    int_query,
     matches,
     parse_rfc3339,
     path_id,
+    v1_page,
     v1_sort,
 )
+from .projects import PROJECT_STATUSES
 from .values import V2_TIME, fmt_time
 
 if TYPE_CHECKING:
@@ -62,6 +67,9 @@ V2_LISTS = {
     "v2 /deals/products": "deal_products", "v2 /dealFields": "deal_fields",
     "v2 /personFields": "person_fields", "v2 /organizationFields": "organization_fields",
     "v2 /productFields": "product_fields", "v2 /activityFields": "activity_fields",
+    "v2 /deals/installments": "deal_installments", "v2 /projects": "projects",
+    "v2 /projects/archived": "archived_projects", "v2 /tasks": "tasks",
+    "v2 /projectTemplates": "project_templates", "v2 /projectFields": "project_fields",
 }
 V1_PAGED = {"v1 /notes": "notes", "v1 /leads": "leads", "v1 /leads/archived": "archived_leads",
             "v1 /files": "files", "v1 /callLogs": "call_logs", "v1 /leadFields": "lead_fields"}
@@ -107,7 +115,7 @@ def _route(path: str) -> str | None:
     return None
 
 
-class FakePipedrive:
+class FakePipedrive(MoreEndpoints):
     """A local Pipedrive on 127.0.0.1 serving one ``Account`` (see the package docstring)."""
 
     def __init__(
@@ -406,6 +414,9 @@ class FakePipedrive:
             return {"success": True, "data": self._me()}
         if key in SINGLES:
             return self._single(key, SINGLES[key], req)
+        more = self._more(key, req)
+        if more is not None:
+            return more
         raise ApiError(404, "")
 
     def _single(self, key: str, entity: str, req: _Request) -> dict:
@@ -458,6 +469,8 @@ class FakePipedrive:
                     raise ApiError(400, msg)
                 bounds[name] = fmt_time(parse_rfc3339(name, q[name]), V2_TIME)
         include = self._include(key, q)
+        if entity == "project_fields":  # no include_fields: the settings always come along
+            include = {"ui_visibility", "important_fields", "required_fields"}
         if entity.endswith("_fields"):
             items = [render.field_item(entity, f, include) for f in self.account.fields(entity)]
             rows = [{"id": i, "item": it} for i, it in enumerate(items)]
@@ -473,11 +486,16 @@ class FakePipedrive:
     def _filter_v2(self, key: str, entity: str, q: dict, multi: dict, bounds: dict) -> list[dict]:
         params = spec.ENDPOINTS[key]["params"]
         rows = self.account.view(entity)
-        if entity == "deal_products":
-            # products of live, deleted and archived deals alike: the table is not filtered
+        consumed: set[str] = set()  # parameters a filter below has applied already
+        if entity in ("deal_products", "deal_installments"):
+            # those of live, deleted and archived deals alike: the table is not filtered
             values = multi.get("deal_ids", []) + multi.get("deal_ids[]", [])
             wanted = id_list("deal_ids", [p for v in values for p in v.split(",") if p])
             rows = [r for r in rows if r["deal_id"] in wanted]
+        if entity in ("projects", "archived_projects"):
+            rows, consumed = _filter_projects(rows, q)
+        if entity == "tasks":
+            rows, consumed = _filter_tasks(rows, q)
         if entity in ("deals", "archived_deals"):
             statuses = [s for s in (q.get("status") or "open,won,lost").split(",") if s]
             bad = ",".join(sorted(set(statuses) - {"open", "won", "lost", "deleted"}))
@@ -488,7 +506,7 @@ class FakePipedrive:
             wanted = id_list("ids", [x for x in q["ids"].split(",") if x])
             rows = [r for r in rows if r["id"] in wanted]
         for name in EQUALITY_PARAMS:
-            if name in params and q.get(name):
+            if name in params and q.get(name) and name not in consumed:
                 rows = [r for r in rows if matches(r.get(name), q[name])]
         if "updated_since" in bounds:
             rows = [r for r in rows if r["update_time"] >= bounds["updated_since"]]
@@ -499,8 +517,6 @@ class FakePipedrive:
 
     def _v1_paged(self, key: str, entity: str, q: dict) -> dict:
         params = spec.ENDPOINTS[key]["params"]
-        start = int_param(q, "start", 0, 0, None)
-        limit = int_param(q, "limit", 100, 1, V1_MAX_LIMIT.get(key, 500))
         if entity == "lead_fields":
             rows = self.account.records(entity)
         else:
@@ -514,14 +530,10 @@ class FakePipedrive:
                     rows = [r for r in rows if matches(r.get(name), q[name])]
             rows = v1_sort(rows, q.get("sort") if "sort" in params else None,
                             V1_DEFAULT_SORT.get(entity, []))
-        page = rows[start:start + limit]
-        more = start + limit < len(rows)
-        pagination = {"start": start, "limit": limit, "more_items_in_collection": more}
-        if more:
-            pagination["next_start"] = start + limit
+        page, additional = v1_page(rows, q, V1_MAX_LIMIT.get(key, 500))
         if entity != "lead_fields":
             page = render.records(self.account, entity, page, set())
-        return {"success": True, "data": page, "additional_data": {"pagination": pagination}}
+        return {"success": True, "data": page, "additional_data": additional}
 
     # ---- OAuth -------------------------------------------------------------------------------
 
@@ -607,6 +619,45 @@ class _Request:
     path_params: dict[str, str] = field(default_factory=dict)  # {"id": "123"} of /deals/{id}
     rate_key: str | None = None
     entry: dict = field(default_factory=dict)  # what server.requests records
+
+
+def _filter_projects(rows: list[dict], q: dict) -> tuple[list[dict], set[str]]:
+    """``status`` (default: all but deleted), ``phase_id``, and the deal, person or
+    organization a project is associated with."""
+    statuses = [s for s in (q.get("status") or "open,completed,canceled").split(",") if s]
+    bad = ",".join(sorted(set(statuses) - set(PROJECT_STATUSES)))
+    if bad:
+        raise ApiError(400, f"Validation failed: status: Invalid enum value '{bad}'")
+    rows = [r for r in rows if r["status"] in statuses]
+    int_query(q, "filter_id")  # validated; the fake has no project filters to apply
+    phase = int_query(q, "phase_id")
+    if phase is not None:
+        rows = [r for r in rows if r["phase_id"] == phase]
+    for name, listed in (("deal_id", "deal_ids"), ("person_id", "person_ids"),
+                         ("org_id", "org_ids")):
+        wanted = int_query(q, name)
+        if wanted is not None:
+            rows = [r for r in rows if wanted in r[listed]]
+    return rows, {"phase_id", "deal_id", "person_id", "org_id"}
+
+
+def _filter_tasks(rows: list[dict], q: dict) -> tuple[list[dict], set[str]]:
+    """``is_done``, ``is_milestone``, ``assignee_id``, ``project_id`` and ``parent_task_id``
+    (``null``: root tasks only)."""
+    for name in ("is_done", "is_milestone"):
+        wanted = bool_query(q, name)
+        if wanted is not None:
+            rows = [r for r in rows if r[name] == wanted]
+    assignee, project = int_query(q, "assignee_id"), int_query(q, "project_id")
+    if assignee is not None:
+        rows = [r for r in rows if assignee in r["assignee_ids"]]
+    if project is not None:
+        rows = [r for r in rows if r["project_id"] == project]
+    parent = q.get("parent_task_id")
+    if parent:
+        wanted = None if parent == "null" else int_query(q, "parent_task_id")
+        rows = [r for r in rows if r["parent_task_id"] == wanted]
+    return rows, {"assignee_id", "project_id", "parent_task_id"}
 
 
 def _cloudflare() -> Response:

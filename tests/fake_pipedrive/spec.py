@@ -39,6 +39,19 @@ REAL_NULLS: dict[str, frozenset[str]] = {
     }),
     "v1 /callLogs": frozenset({"activity_id", "deal_id", "lead_id", "person_id", "org_id", "note"}),
 }
+# the spec: "An array of pipeline IDs or `null` for all pipelines" (and activity types alike);
+# a mail party whose address is no person's (the user's own, say) links to no person
+REAL_NULLS.update({
+    "v1 /goals/find": frozenset({"goals.type.params.pipeline_id",
+                                 "goals.type.params.activity_type_id",
+                                 "goals.duration.end"}),  # '"end" can be set to null'
+
+    "v1 /mailbox/mailThreads": frozenset({"parties.from.linked_person_id",
+                                          "parties.to.linked_person_id",
+                                          "drafts_parties.linked_person_id"}),
+    "v1 /mailbox/mailThreads/{id}/mailMessages": frozenset({
+        f"{k}.linked_person_id" for k in ("from", "to", "cc", "bcc")}),
+})
 # a single GET answers the record its list shows
 REAL_NULLS.update({f"{k}/{{id}}": REAL_NULLS[k] for k in (
     "v2 /deals", "v2 /persons", "v2 /activities", "v1 /notes", "v1 /files")})

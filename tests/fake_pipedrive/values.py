@@ -102,6 +102,13 @@ def epoch(*ymd_hms: int) -> int:
     return calendar.timegm((*parts, 0, 0, 0))
 
 
+def epoch_of(text: str) -> int:
+    """Epoch seconds of an account timestamp in any API format (``2025-01-31T10:20:00Z``,
+    ``2025-01-31 10:20:00``, ``….000Z``) or of a date (its midnight)."""
+    return epoch(int(text[:4]), int(text[5:7]), int(text[8:10]), int(text[11:13] or 0),
+                 int(text[14:16] or 0), int(text[17:19] or 0))
+
+
 def ascii_fold(text: str) -> str:
     """Drop accents so names can go into e-mail addresses and URLs."""
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
