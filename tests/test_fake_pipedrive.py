@@ -1227,3 +1227,19 @@ def test_mutations_of_the_new_entities_show_up_in_the_api(session):
         assert account.record("users", mover)["role_id"] == role
         with pytest.raises(ValueError, match="cannot add"):
             account.add("lead_sources", name="Carrier pigeon")
+
+
+def test_counts_of_the_new_entities_are_exact_and_may_be_zero():
+    exact = Account(counts={"projects": 3, "goals": 5, "mail_threads": 4, "mail_messages": 9, "tasks": 7,
+                            "deal_installments": 6, "deal_followers": 8, "product_variations": 2})
+    assert [len(exact.ids(e)) for e in ("projects", "goals", "mail_threads", "mail_messages", "tasks",
+                                        "deal_installments", "deal_followers", "product_variations")] == [
+        3, 5, 4, 9, 7, 6, 8, 2]
+    empty = Account(counts=dict.fromkeys(("projects", "archived_projects", "deleted_projects", "boards",
+                                          "phases", "project_templates", "goals", "roles", "permission_sets",
+                                          "lead_sources", "mail_threads"), 0))
+    for entity in ("projects", "tasks", "goals", "roles", "role_assignments", "permission_set_assignments",
+                   "lead_sources", "mail_threads", "mail_messages"):
+        assert empty.records(entity) == [], entity
+    with pytest.raises(ValueError, match="unknown counts"):
+        Account(counts={"deal_changes": 3})  # they follow the deals' histories

@@ -134,7 +134,8 @@ TIME_FORMATS.update(dict.fromkeys(("deal_followers", "deal_installments", "produ
 ROW_KEYS = {"deal_followers": ("deal_id", "user_id"), "role_assignments": ("role_id", "user_id"),
             "permission_set_assignments": ("permission_set_id", "user_id")}
 # table -> (the field naming its parent, the parent's table, the builder's argument)
-PARENT_ARGS = {"deal_followers": ("deal_id", "deals", "deal"),
+PARENT_ARGS = {"deal_products": ("deal_id", "deals", "deal"),
+               "deal_followers": ("deal_id", "deals", "deal"),
                "deal_participants": ("deal_id", "deals", "deal"),
                "deal_installments": ("deal_id", "deals", "deal"),
                "product_variations": ("product_id", "products", "product"),
@@ -888,8 +889,10 @@ class Account(DealExtras, Projects, Admin, Mailbox):
         return TIME_FORMATS[TABLE_OF.get(table_or_entity, table_or_entity)]
 
     def _visible(self, entity: str) -> list[dict]:  # noqa: PLR0911 - one return per kind of list
-        """The records an entity's list shows (deals and leads split by archive state): never
-        hidden ones, and of deleted ones only the deals deleted less than 30 days ago."""
+        """The records an entity's list shows (deals, leads and projects split by archive
+        state): never hidden ones, of deleted ones only deals deleted less than 30 days ago (and
+        projects, which stay ``status: deleted``), and what hangs off a deal or product only
+        while that deal or product's single GET answers."""
         table = TABLE_OF[entity]
         if table == "deal_changes":
             self._all_histories()

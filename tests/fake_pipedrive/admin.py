@@ -59,7 +59,7 @@ class Admin:
                                           "active_flag": True, "level": _level(rid)}
         self._invalidate()
         roles = self._ids("roles")
-        for user in self._tables["users"].values():  # the admin heads the tree
+        for user in self._tables["users"].values() if roles else ():  # the admin heads the tree
             user["role_id"] = roles[0] if user["id"] == self.me_id or len(roles) == 1 else (
                 rng.choice(roles[1:]))
             self._assign_role(user["id"], user["role_id"])
