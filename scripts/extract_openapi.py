@@ -27,8 +27,16 @@ OUT = ROOT / "tap_pipedrive" / "openapi.json"
 
 from tap_pipedrive.streams import endpoints as registry_endpoints  # noqa: E402 - the tap's own registry, after sys.path
 
-SPEC_FILES = {"v1": "openapi-v1.yaml", "v2": "openapi-v2.yaml"}
 Schema = dict[str, t.Any]
+
+# Keys the live API sends that the spec's own example omits, with the source that shows them.
+# They are merged into the endpoint's "example", so the tap declares them and the fake sends them.
+EXAMPLE_SUPPLEMENTS: dict[str, Schema] = {
+    # the v2 migration guide's pipeline object (FACTS.md section 9): the user's selected pipeline
+    "v2 /pipelines": {"is_selected": False},
+}
+
+SPEC_FILES = {"v1": "openapi-v1.yaml", "v2": "openapi-v2.yaml"}
 
 
 def merge_object(schemas: list[Schema]) -> Schema:
@@ -87,29 +95,44 @@ def flatten(schema: Schema) -> Schema:  # noqa: C901
     return out
 
 
+def load_yaml(text: str) -> Schema:
+    """Parse a spec (with libyaml's safe loader when it is there: pure Python takes a minute)."""
+    if hasattr(yaml, "CSafeLoader"):
+        return t.cast("Schema", yaml.load(text, Loader=yaml.CSafeLoader))
+    return t.cast("Schema", yaml.safe_load(text))
+
+
+def example_item(content: Schema) -> Schema | None:
+    """The first element of the 200 example's ``data`` list, or its ``data`` object."""
+    example = content.get("example")
+    data = example.get("data") if isinstance(example, dict) else None
+    if isinstance(data, list):
+        data = data[0] if data else None
+    return data if isinstance(data, dict) else None
+
+
 def extract(specs_dir: Path) -> Schema:
     """Build the extract from the spec files in ``specs_dir``."""
-    specs = {
-        v: yaml.load((specs_dir / f).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
-        for v, f in SPEC_FILES.items()
-    }
+    specs = {v: load_yaml((specs_dir / f).read_text()) for v, f in SPEC_FILES.items()}
     endpoints: Schema = {}
     for version, path in registry_endpoints():
+        key = f"{version} {path}"
         op = specs[version]["paths"][path]["get"]
-        body = flatten(op["responses"]["200"]["content"]["application/json"]["schema"])
+        content = op["responses"]["200"]["content"]["application/json"]
+        body = flatten(content["schema"])
         data = body.get("properties", {}).get("data", {})
         item = data.get("items", data) if data.get("type") == "array" else data
         params: Schema = {}
+        path_params: Schema = {}
         for p in op.get("parameters", []):
             s = p.get("schema", {})
-            params[p["name"]] = {
-                k: s[k] for k in ("type", "maximum", "minimum", "enum", "default", "format") if k in s
-            }
+            entry = {k: s[k] for k in ("type", "maximum", "minimum", "enum", "default", "format") if k in s}
             if p.get("required"):
-                params[p["name"]]["required"] = True
+                entry["required"] = True
             if s.get("type") == "array" and "enum" in s.get("items", {}):
-                params[p["name"]]["enum"] = s["items"]["enum"]
-        endpoints[f"{version} {path}"] = {
+                entry["enum"] = s["items"]["enum"]
+            (path_params if p.get("in") == "path" else params)[p["name"]] = entry
+        endpoints[key] = {
             "version": version,
             "path": path,
             "token_cost": op["x-token-cost"],
@@ -117,6 +140,11 @@ def extract(specs_dir: Path) -> Schema:
             "params": params,
             "item": item,
         }
+        if path_params:
+            endpoints[key]["path_params"] = path_params
+        example = example_item(content)
+        if example is not None or key in EXAMPLE_SUPPLEMENTS:
+            endpoints[key]["example"] = {**(example or {}), **EXAMPLE_SUPPLEMENTS.get(key, {})}
     oauth = specs["v1"]["paths"]["/oauth/token/"]["post"]
     token = flatten(oauth["responses"]["200"]["content"]["application/json"]["schema"])
     return {

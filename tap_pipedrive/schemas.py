@@ -17,13 +17,18 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 import typing as t
 from pathlib import Path
+
+from tap_pipedrive.timestamps import looks_like_timestamp
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
 Schema = dict[str, t.Any]
 
+_STRING = {"type": "string"}
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIMESTAMP_NAMES = {"created", "modified", "last_login"}
 _NOT_TIMESTAMPS = {"due_time"}  # an "HH:MM" time of day, not a point in time
 
@@ -107,6 +112,28 @@ def include_field_schema(name: str) -> Schema:
     return {"type": ["string", "null"]}
 
 
+def _example_spec(name: str, value: object) -> Schema:  # noqa: PLR0911 - a flat type switch
+    """A property schema, typed from the spec's example value, for a key the schema omits."""
+    if isinstance(value, bool):
+        return {"type": "boolean"}
+    if isinstance(value, int):
+        return {"type": "integer"}
+    if isinstance(value, float):
+        return {"type": "number"}
+    if isinstance(value, str):
+        if _DATE.match(value):
+            return {"type": "string", "format": "date"}
+        return {"type": "string", "format": "date-time"} if looks_like_timestamp(value) else _STRING
+    if isinstance(value, dict):
+        return {"type": "object", "additionalProperties": True}
+    if isinstance(value, list):
+        return {"type": "array"}
+    # a null example: the key's name is all there is to go by
+    if name.endswith(("_id", "_count")):
+        return {"type": "integer"}
+    return {"type": "boolean"} if name.endswith("_flag") else {"type": "string"}
+
+
 def stream_schema(
     version: str,
     path: str,
@@ -115,11 +142,18 @@ def stream_schema(
     include_fields: tuple[str, ...] = (),
     extra: Schema | None = None,
 ) -> Schema:
-    """The JSON schema of a stream reading ``GET /api/{version}{path}``."""
-    item = endpoint(version, path)["item"]
-    schema = to_json_schema(item)
+    """The JSON schema of a stream reading ``GET /api/{version}{path}``.
+
+    Besides the item schema's fields it declares the top-level keys that only the spec's
+    example shows (live responses carry them too), typed from the example's values.
+    """
+    entry = endpoint(version, path)
+    schema = to_json_schema(entry["item"])
     schema["type"] = "object"
     props = schema["properties"]
+    for name, value in (entry.get("example") or {}).items():
+        if name not in props:
+            props[name] = to_json_schema(_example_spec(name, value), name)
     for name in include_fields:
         props.setdefault(name, include_field_schema(name))
     for key, value in (extra or {}).items():

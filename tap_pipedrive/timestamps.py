@@ -45,6 +45,12 @@ def normalize_timestamp(value: object) -> object:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def looks_like_timestamp(value: str) -> bool:
+    """Whether ``value`` is a date-time in one of Pipedrive's formats (not a date alone)."""
+    match = _TS.match(value.strip())
+    return bool(match and match.group(4))
+
+
 def second(moment: datetime) -> str:
     """``moment`` in RFC 3339 UTC at second resolution (naive means UTC)."""
     if moment.tzinfo is None:

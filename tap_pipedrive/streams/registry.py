@@ -111,8 +111,39 @@ STREAMS: tuple[StreamDef, ...] = (
     StreamDef("currencies", ListStream, "v1", "/currencies", NONE, doc="Currencies"),
 )
 
-#: GET endpoints the tap reads besides its streams' (the connection test's).
-OTHER_ENDPOINTS: tuple[tuple[str, str], ...] = (("v1", "/users/me"),)
+#: GET endpoints the tap reads besides its streams' lists.
+OTHER_ENDPOINTS: tuple[tuple[str, str], ...] = (
+    ("v1", "/users/me"),  # the connection test
+    # single records: deleted and hidden records answer here, not in the lists
+    ("v2", "/deals/{id}"),
+    ("v2", "/persons/{id}"),
+    ("v2", "/organizations/{id}"),
+    ("v2", "/activities/{id}"),
+    ("v2", "/products/{id}"),
+    ("v1", "/notes/{id}"),
+    ("v1", "/files/{id}"),
+    # the rest of Pipedrive
+    ("v1", "/deals/{id}/flow"),
+    ("v1", "/deals/{id}/participants"),
+    ("v2", "/deals/{id}/followers"),
+    ("v2", "/deals/installments"),
+    ("v2", "/products/{id}/variations"),
+    ("v2", "/projects"),
+    ("v2", "/projects/archived"),
+    ("v2", "/projectFields"),
+    ("v2", "/tasks"),
+    ("v2", "/boards"),
+    ("v2", "/phases"),
+    ("v2", "/projectTemplates"),
+    ("v1", "/goals/find"),
+    ("v1", "/roles"),
+    ("v1", "/roles/{id}/assignments"),
+    ("v1", "/permissionSets"),
+    ("v1", "/permissionSets/{id}/assignments"),
+    ("v1", "/leadSources"),
+    ("v1", "/mailbox/mailThreads"),
+    ("v1", "/mailbox/mailThreads/{id}/mailMessages"),
+)
 
 
 def field_endpoints(streams: Iterable[StreamDef] = STREAMS) -> dict[str, FieldEndpoint]:

@@ -366,7 +366,9 @@ def test_files_and_archived_leads_are_read_newest_first_down_to_the_bookmark(fak
     assert run4.ids("archived_leads") == []
 
 
-def test_a_newest_first_read_that_stops_part_way_resumes_without_loss_or_repeat(fake_factory, catalog, tmp_path):
+def test_a_newest_first_read_that_stops_part_way_resumes_without_loss_or_repeat(
+    fake_factory, catalog, tmp_path
+):
     server = fake_factory(counts={"files": 250})
     run1 = sync(server, tmp_path, catalog=select(catalog, {"files"}))
     changed = [r["id"] for r in sorted_by_update_time(server, "files")[:150]]

@@ -8,15 +8,39 @@
         server.add_fault(Fault(503, path_pattern=r"/api/v2/persons", times=2))
         assert server.tokens_spent == sum(r["tokens_charged"] for r in server.requests)
 
-Everything is deterministic for a seed. Entity names are the tap's stream names (``deals``,
-``archived_deals``, ``persons``, ..., ``deal_fields``, ``lead_fields``); ``Account.ids(entity)``
-and ``Account.records(entity)`` are what the entity's list endpoint returns.
+Everything is deterministic for a seed. ``FakePipedrive(..., company_id=1234567)`` (or
+``Account(company_id=...)``) makes another company: the same seed gives the same record ids, but
+``/users/me`` (``company_id``, ``company_domain``) and every record naming the company differ.
 
-Modules: ``account`` (generated data, clock, mutations), ``fields`` (field definitions and
-custom-field value formats), ``render`` (response shapes and ``include_fields``), ``server``
-(HTTP, auth, OAuth, pagination, accounting), ``limits`` (burst window, daily budget, faults),
-``spec`` (what is read from tap_pipedrive/openapi.json, and ``REAL_NULLS``), ``values``
-(realistic values and the schema filler).
+Entity names are the tap's stream names (``deals``, ``archived_deals``, ``persons``, ...,
+``deal_fields``, ``lead_fields``, and ``deal_changes``, ``deal_participants``,
+``deal_followers``, ``deal_installments``, ``product_variations``, ``projects``,
+``archived_projects``, ``tasks``, ``boards``, ``phases``, ``project_templates``,
+``project_fields``, ``goals``, ``roles``, ``role_assignments``, ``permission_sets``,
+``permission_set_assignments``, ``lead_sources``, ``mail_threads``, ``mail_messages``).
+``Account.ids(entity)`` and ``Account.records(entity)`` are what the entity's list endpoint returns,
+every filter widened (deleted deals and projects included, every goal, each mail thread once, the
+children of every deal / product / thread); ``Account.get(entity, id)`` is what its single GET
+answers. Records without an id are keyed ``(deal_id, user_id)`` (followers), ``(role_id,
+user_id)`` / ``(permission_set_id, user_id)`` (assignments), by name (lead sources) or by
+``data.id`` (deal changes).
+
+Deletes and visibility follow Pipedrive: ``Account.delete`` takes a deleted person,
+organization, activity, product or file out of its list while its single GET answers it
+(``is_deleted`` / ``active_flag`` false, ``update_time`` the delete time) for 30 days, then 404;
+``Account.purge`` ends that early; ``Account.hide`` makes a record (and what hangs off it)
+invisible to the token's user. ``Account.update("deals", ...)`` logs one dealChange row per
+changed field in the deal's ``/flow``.
+
+Modules: ``account`` (generated data, clock, mutations, visibility), ``deal_extras`` (deal
+history, participants, followers, installments, product variations), ``projects`` (boards,
+phases, templates, projects, tasks), ``admin`` (goals, roles, permission sets, lead sources),
+``mail`` (the mailbox), ``fields`` (field definitions and custom-field value formats), ``render``
+(response shapes and ``include_fields``), ``server`` (HTTP, auth, OAuth, the core lists and
+single GETs, accounting), ``endpoints`` (the other endpoints), ``paging`` (validation, cursors,
+offsets), ``limits`` (burst window, daily budget, faults), ``spec`` (what is read from
+tap_pipedrive/openapi.json, and ``REAL_NULLS``), ``values`` (realistic values and the schema
+filler).
 Standalone: ``python -m tests.fake_pipedrive --port 8765``.
 """
 

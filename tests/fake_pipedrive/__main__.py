@@ -19,9 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=("small", "demo"), default="demo")
     parser.add_argument("--burst-limit", type=int, default=None, help="requests per 2 s per token")
     parser.add_argument("--daily-token-budget", type=int, default=None)
+    parser.add_argument("--company-id", type=int, default=7_654_321)
     args = parser.parse_args(argv)
 
-    account = Account(seed=args.seed, size=args.size)
+    account = Account(seed=args.seed, size=args.size, company_id=args.company_id)
     server = FakePipedrive(account, seed=args.seed, host=args.host, port=args.port,
                            burst_limit=args.burst_limit, daily_token_budget=args.daily_token_budget)
     server.start()

@@ -16,7 +16,11 @@ from collections import Counter
 
 from . import fields as fdefs
 from . import render, spec
+from .admin import Admin
+from .deal_extras import HISTORY_SLOTS, DealExtras
 from .fields import Field, FieldFactory
+from .mail import Mailbox
+from .projects import Projects
 from .values import (
     DATE,
     DAY,
@@ -30,8 +34,11 @@ from .values import (
     complete,
     epoch,
     fmt_time,
+    like_example,
 )
 
+# The company an account belongs to unless told otherwise (id, subdomain, name).
+DEFAULT_COMPANY = (7_654_321, "demo-company", "Demo Company OÜ")
 # The default clock: a fixed instant after all generated data.
 NOW0 = epoch(2026, 1, 15, 12, 0, 0)
 HISTORY = 3 * 365 * DAY
@@ -45,7 +52,12 @@ SHARED_SECOND = {
     "leads": (epoch(2025, 5, 5, 5, 5, 5), 0.05),
     "products": (epoch(2025, 1, 20, 16, 45, 0), 0.10),
 }
-DELETED_DEAL_RETENTION = 30 * DAY  # status=deleted lists deals deleted up to 30 days ago
+# Pipedrive keeps a deleted deal, person, organization, activity, product or file for 30 days
+# (then purges it for good): status=deleted lists deals deleted up to 30 days ago, and the
+# single GET answers such records (is_deleted / active_flag false) until then, then 404.
+DELETED_RETENTION = 30 * DAY
+DELETED_DEAL_RETENTION = DELETED_RETENTION
+SOFT_DELETED = frozenset({"persons", "organizations", "activities", "products"})  # is_deleted
 
 SIZES = {
     "small": {
@@ -53,6 +65,11 @@ SIZES = {
         "activities": 50, "products": 12, "pipelines": 2, "stages": 10, "deal_products": None,
         "notes": 25, "leads": 15, "archived_leads": 4, "users": 4, "lead_labels": 4,
         "filters": 5, "activity_types": 6, "currencies": 8, "files": 12, "call_logs": 10,
+        # None: the natural share of the parents (most deals without installments...)
+        "deal_followers": None, "deal_participants": None, "deal_installments": None,
+        "product_variations": None, "projects": 6, "archived_projects": 2, "deleted_projects": 1,
+        "tasks": None, "boards": 2, "phases": 6, "project_templates": 2, "goals": 8, "roles": 4,
+        "permission_sets": 8, "lead_sources": 10, "mail_threads": 8, "mail_messages": None,
     },
     "demo": {
         "deals": 3000, "deleted_deals": 60, "archived_deals": 150, "persons": 2500,
@@ -60,6 +77,11 @@ SIZES = {
         "deal_products": None, "notes": 1500, "leads": 400, "archived_leads": 50, "users": 12,
         "lead_labels": 6, "filters": 20, "activity_types": 8, "currencies": 10, "files": 300,
         "call_logs": 200,
+        "deal_followers": None, "deal_participants": None, "deal_installments": None,
+        "product_variations": None, "projects": 60, "archived_projects": 15,
+        "deleted_projects": 5, "tasks": None, "boards": 3, "phases": 12, "project_templates": 5,
+        "goals": 30, "roles": 7, "permission_sets": 10, "lead_sources": 10, "mail_threads": 300,
+        "mail_messages": None,
     },
 }
 
@@ -71,6 +93,14 @@ TABLE_OF = {
     "notes": "notes", "leads": "leads", "archived_leads": "leads", "users": "users",
     "lead_labels": "lead_labels", "filters": "filters", "activity_types": "activity_types",
     "currencies": "currencies", "files": "files", "call_logs": "call_logs",
+    "deal_changes": "deal_changes", "deal_participants": "deal_participants",
+    "deal_followers": "deal_followers", "deal_installments": "deal_installments",
+    "product_variations": "product_variations", "projects": "projects",
+    "archived_projects": "projects", "tasks": "tasks", "boards": "boards", "phases": "phases",
+    "project_templates": "project_templates", "goals": "goals", "roles": "roles",
+    "role_assignments": "role_assignments", "permission_sets": "permission_sets",
+    "permission_set_assignments": "permission_set_assignments", "lead_sources": "lead_sources",
+    "mail_threads": "mail_threads", "mail_messages": "mail_messages",
 }
 # table -> the endpoint whose item schema documents its records
 SPEC_OF = {
@@ -80,21 +110,64 @@ SPEC_OF = {
     "leads": "v1 /leads", "users": "v1 /users", "lead_labels": "v1 /leadLabels",
     "filters": "v1 /filters", "activity_types": "v1 /activityTypes",
     "currencies": "v1 /currencies", "files": "v1 /files", "call_logs": "v1 /callLogs",
+    "deal_changes": "v1 /deals/{id}/flow", "deal_participants": "v1 /deals/{id}/participants",
+    "deal_followers": "v2 /deals/{id}/followers", "deal_installments": "v2 /deals/installments",
+    "product_variations": "v2 /products/{id}/variations", "projects": "v2 /projects",
+    "tasks": "v2 /tasks", "boards": "v2 /boards", "phases": "v2 /phases",
+    "project_templates": "v2 /projectTemplates", "goals": "v1 /goals/find", "roles": "v1 /roles",
+    "role_assignments": "v1 /roles/{id}/assignments", "permission_sets": "v1 /permissionSets",
+    "permission_set_assignments": "v1 /permissionSets/{id}/assignments",
+    "lead_sources": "v1 /leadSources", "mail_threads": "v1 /mailbox/mailThreads",
+    "mail_messages": "v1 /mailbox/mailThreads/{id}/mailMessages",
 }
 V2_TABLES = {"deals", "persons", "organizations", "activities", "products", "pipelines",
              "stages", "deal_products"}
 # v2 objects use RFC 3339; the leads API ISO 8601 with milliseconds; the rest of v1 "Y-m-d H:M:S"
 TIME_FORMATS = {t: V2_TIME if t in V2_TABLES else LEAD_TIME if t in ("leads", "lead_labels")
                 else V1_TIME for t in SPEC_OF}
+# the projects API and the mailbox write milliseconds; the rest of v2 plain seconds
+TIME_FORMATS.update(dict.fromkeys(("projects", "tasks", "boards", "phases", "project_templates",
+                                   "mail_threads", "mail_messages"), LEAD_TIME))
+TIME_FORMATS.update(dict.fromkeys(("deal_followers", "deal_installments", "product_variations"),
+                                  V2_TIME))
+# tables keyed by more than an id (what ids() returns for them)
+ROW_KEYS = {"deal_followers": ("deal_id", "user_id"), "role_assignments": ("role_id", "user_id"),
+            "permission_set_assignments": ("permission_set_id", "user_id")}
+# table -> (the field naming its parent, the parent's table, the builder's argument)
+PARENT_ARGS = {"deal_products": ("deal_id", "deals", "deal"),
+               "deal_followers": ("deal_id", "deals", "deal"),
+               "deal_participants": ("deal_id", "deals", "deal"),
+               "deal_installments": ("deal_id", "deals", "deal"),
+               "product_variations": ("product_id", "products", "product"),
+               "tasks": ("project_id", "projects", "project")}
+# records whose list shows them only while their deal / product / thread is answered
+CHILD_OF = {"deal_changes": "deals", "deal_participants": "deals", "deal_followers": "deals",
+            "deal_installments": "deals", "deal_products": "deals",
+            "product_variations": "products"}
 FIELD_KIND = {
     "deal_fields": "deal", "person_fields": "person", "organization_fields": "organization",
     "product_fields": "product", "activity_fields": "activity", "note_fields": "note",
-    "lead_fields": "lead",
+    "lead_fields": "lead", "project_fields": "project",
 }
 CUSTOM_TABLE = {"deal": "deals", "person": "persons", "organization": "organizations",
-                "product": "products", "activity": "activities", "lead": "leads"}
+                "product": "products", "activity": "activities", "lead": "leads",
+                "project": "projects"}
 UPDATE_KEY = {"users": "modified"}  # tables whose "last changed" key is not update_time
-NO_UPDATE_KEY = {"currencies", "call_logs"}
+NO_UPDATE_KEY = {"currencies", "call_logs", "deal_changes", "deal_participants",
+                 "deal_followers", "deal_installments", "product_variations", "goals", "roles",
+                 "role_assignments", "permission_sets", "permission_set_assignments",
+                 "lead_sources"}
+
+
+def row_key(table: str, row: dict) -> object:
+    """The key a table stores a record under: its id, a dealChange's ``data.id``, a lead
+    source's name, or (parent id, user id) for followers and assignments."""
+    names = ROW_KEYS.get(table)
+    if names:
+        return row[names[0]], row[names[1]]
+    if table == "deal_changes":
+        return row["data"]["id"]
+    return row["name"] if table == "lead_sources" else row["id"]
 
 CURRENCIES = (
     ("EUR", "Euro", "€", 2), ("USD", "US Dollar", "$", 2), ("GBP", "British Pound", "£", 2),
@@ -118,14 +191,16 @@ STAGES = ("Qualified", "Contact made", "Demo scheduled", "Proposal made", "Negot
           "Contract sent", "Verbal yes")
 FILE_NAMES = ("Proposal.pdf", "Contract signed.pdf", "Pricing 2025.xlsx", "Meeting notes.docx",
               "Logo.png", "Angebot Müller.pdf", "NDA.pdf", "Requirements.docx")
+FILE_TYPES = {"pdf": "pdf", "xlsx": "xls", "docx": "doc", "png": "img"}  # extension -> file_type
 FILTER_TYPES = ("deals", "leads", "org", "people", "products", "activity")
 LOST_REASONS = ("Price too high", "Went with competitor", "No budget")
 
 
-class Account:
+class Account(DealExtras, Projects, Admin, Mailbox):
     """One company's data. Thread-safe: every public method holds ``self.lock``."""
 
-    def __init__(self, seed: int = 7, size: str = "small", counts: dict | None = None) -> None:
+    def __init__(self, seed: int = 7, size: str = "small", counts: dict | None = None, *,
+                 company_id: int = DEFAULT_COMPANY[0], company_domain: str | None = None) -> None:
         if size not in SIZES:
             msg = f"size must be one of {sorted(SIZES)}"
             raise ValueError(msg)
@@ -135,12 +210,19 @@ class Account:
             raise ValueError(msg)
         self.seed = seed
         self.size = size
+        # Accounts of several companies may share a seed (and so their record ids): what tells
+        # them apart is the company, in /users/me and wherever a record names it.
+        self.company_id, self.company_domain, self.company_name = DEFAULT_COMPANY
+        self._rewrites: tuple = ()
+        self._set_company_fields(company_id, company_domain)
         self.counts = dict(SIZES[size])
         if counts:
             # Overriding an entity's count means "exactly this many": its deleted sub-population
             # is then 0 unless also given, so ids("deals") has exactly counts["deals"] entries.
             if "deals" in counts and "deleted_deals" not in counts:
                 self.counts["deleted_deals"] = 0
+            if "projects" in counts and "deleted_projects" not in counts:
+                self.counts["deleted_projects"] = 0
             self.counts.update(counts)
         self.counts["users"] = max(1, self.counts["users"])
         self.counts["pipelines"] = max(1, self.counts["pipelines"])
@@ -149,9 +231,16 @@ class Account:
         self._now = NOW0
         self._tables: dict[str, dict] = {t: {} for t in SPEC_OF}
         self._fields: dict[str, list[Field]] = {}
-        self._leftovers: dict[str, dict] = {}
+        self._leftovers: dict[str, tuple[dict, dict]] = {}
+        self._xgens: dict[str, Gen] = {}
         self._mut_gen = Gen(FastRandom(f"{seed}:mutations"))
         self._deal_ids_pool: list[int] = []
+        self._hidden: dict[str, set] = {}  # table -> keys the token's user may not see
+        self._history_done: set[int] = set()  # deals whose generated history exists
+        self._changes_of: dict[int, list[dict]] = {}  # deal id -> its dealChange rows
+        self._generated_deals = 0
+        self._change_serial = 0  # ids of dealChange rows logged by mutations
+        self._party_serial = 0  # ids of mail parties
         self._version = 0
         self._invalidate()
         # ~60k dicts with no reference cycles: the cyclic GC would only rescan them repeatedly
@@ -163,7 +252,50 @@ class Account:
             if gc_was_enabled:
                 gc.enable()
         self._deal_ids_pool = []
+        self._generated_deals = max(self._tables["deals"], default=0)
+        self._change_serial = (self._generated_deals + 1) * HISTORY_SLOTS
         self._invalidate()
+
+    @property
+    def me_id(self) -> int:
+        """The id of the token's user (``is_you``)."""
+        return next((u["id"] for u in self._tables["users"].values() if u["is_you"]), 1)
+
+    @staticmethod
+    def _bulk_second(table: str) -> str | None:
+        """The second a bulk edit stamped on many records of a table, formatted."""
+        if table not in SHARED_SECOND:
+            return None
+        return fmt_time(SHARED_SECOND[table][0], TIME_FORMATS[table])
+
+    @staticmethod
+    def _key(table: str, row: dict) -> object:
+        return row_key(table, row)
+
+    # ---- company ---------------------------------------------------------------------------
+
+    def _set_company_fields(self, company_id: int, company_domain: str | None) -> tuple[int, str]:
+        domain = company_domain or (DEFAULT_COMPANY[1] if company_id == DEFAULT_COMPANY[0]
+                                    else f"company-{company_id}")
+        name = DEFAULT_COMPANY[2] if company_id == DEFAULT_COMPANY[0] else f"Company {company_id}"
+        old = (self.company_id, self.company_domain)
+        self.company_id, self.company_domain, self.company_name = company_id, domain, name
+        # records are built for the default company, then rewritten if this one differs
+        self._rewrites = () if (company_id, domain) == DEFAULT_COMPANY[:2] else (
+            DEFAULT_COMPANY[0], company_id, DEFAULT_COMPANY[1], domain)
+        return old
+
+    def set_company(self, company_id: int, company_domain: str | None = None) -> None:
+        """Move the account to another company: its id and subdomain in every record."""
+        with self.lock:
+            old_id, old_domain = self._set_company_fields(company_id, company_domain)
+            if (old_id, old_domain) == (self.company_id, self.company_domain):
+                return
+            rewrite = (old_id, self.company_id, old_domain, self.company_domain)
+            for rows in self._tables.values():
+                for row in rows.values():
+                    _rewrite_company(row, rewrite)
+            self._changed()
 
     # ---- clock ---------------------------------------------------------------------------
 
@@ -232,6 +364,11 @@ class Account:
         self._generate_leads()
         for name in ("activities", "notes", "files", "call_logs", "filters"):
             self._generate_simple(name, c[name])
+        # each from its own random stream: the entities above are as they were without them
+        self._generate_deal_extras()
+        self._generate_projects()
+        self._generate_admin()
+        self._generate_mail()
 
     def _generate_simple(self, table: str, n: int) -> None:
         self._invalidate()
@@ -344,14 +481,34 @@ class Account:
         return {f.code: (make(f, gen, ctx, ref) if rnd() < fill else None)
                 for f in self._fields[kind] if f.custom}
 
+    def _xgen(self, table: str) -> Gen:
+        """The random stream for the keys a table's example shows beyond its schema: its own,
+        so that adding such keys leaves every other value of the table as it was."""
+        gen = self._xgens.get(table)
+        if gen is None:
+            gen = self._xgens[table] = self._rng(f"{table}:example")
+        return gen
+
     def _finish(self, table: str, rec: dict, gen: Gen, at: int) -> dict:
-        """Fill in the documented fields the builder left out."""
+        """Fill in the documented fields the builder left out: the schema's, then the keys only
+        the spec's example shows (live responses carry them too)."""
         # builders always set the same keys, so the leftovers are found once per table
         leftovers = self._leftovers.get(table)
         if leftovers is None:
-            props = spec.props(SPEC_OF[table])
-            leftovers = self._leftovers[table] = {k: v for k, v in props.items() if k not in rec}
-        return complete(rec, leftovers, gen, at, TIME_FORMATS[table])
+            key = SPEC_OF[table]
+            props, shown = spec.props(key), spec.example_only(key)
+            leftovers = self._leftovers[table] = (
+                {k: v for k, v in props.items() if k not in rec},
+                {k: v for k, v in shown.items() if k not in rec})
+        fmt = TIME_FORMATS[table]
+        complete(rec, leftovers[0], gen, at, fmt)
+        if leftovers[1]:
+            xgen = self._xgen(table)
+            for name, sample in leftovers[1].items():
+                rec[name] = like_example(xgen, name, sample, at, fmt)
+        if self._rewrites:
+            _rewrite_company(rec, self._rewrites)
+        return rec
 
     @staticmethod
     def _t(table: str, epoch_s: int | None) -> str | None:
@@ -362,7 +519,7 @@ class Account:
         tz_name = gen.rng.choice(("Europe/Tallinn", "Europe/Berlin", "America/New_York"))
         return self._finish("users", {
             "id": rid, "name": f"{first} {last}",
-            "email": gen.email(first, last, "demo-company.com"),
+            "email": gen.email(first, last, f"{DEFAULT_COMPANY[1]}.com"),
             "phone": gen.rng.choice((None, gen.phone())), "default_currency": "EUR",
             "locale": "en_US", "lang": 1, "activated": True,
             "active_flag": rid == 1 or gen.rng.random() < 0.9,
@@ -408,7 +565,8 @@ class Account:
         name = PIPELINES[(rid - 1) % len(PIPELINES)] + ("" if rid <= len(PIPELINES) else f" {rid}")
         return self._finish("pipelines", {
             "id": rid, "name": name, "order_nr": rid, "is_deleted": False,
-            "is_deal_probability_enabled": rid == 1, "add_time": self._t("pipelines", at),
+            "is_deal_probability_enabled": rid == 1, "is_selected": rid == 1,
+            "add_time": self._t("pipelines", at),
             "update_time": self._t("pipelines", ut),
         }, gen, at)
 
@@ -439,6 +597,7 @@ class Account:
         name = gen.company()
         return self._finish("organizations", {
             "id": rid, "name": name, "owner_id": rng.choice(self._ids("users")),
+            "org_id": rid,  # the spec's example shows an organization's own id under org_id too
             "add_time": self._t("organizations", at), "update_time": self._t("organizations", ut),
             "is_deleted": False, "visible_to": rng.choice((3, 3, 7)), "address": gen.address(),
             "label_ids": self._labels(gen, "organization"),
@@ -505,7 +664,7 @@ class Account:
         status = rng.choices(("open", "won", "lost"), (0.6, 0.25, 0.15))[0]
         closed = gen.between(at, ut) if status in ("won", "lost") else None
         who = _name(orgs, org_id) or _name(persons, person_id) or "New customer"
-        return self._finish("deals", {
+        rec = {
             "id": rid, "title": f"{who} - {rng.choice(PRODUCT_NAMES)}",
             "owner_id": rng.choice(self._ids("users")), "person_id": person_id, "org_id": org_id,
             "pipeline_id": pipeline_id, "stage_id": stage["id"],
@@ -523,7 +682,18 @@ class Account:
             "expected_close_date": fmt_time(at + rng.randint(14, 180) * DAY, DATE),
             "label_ids": self._labels(gen, "deal"),
             "custom_fields": self._custom_values(gen, "deal", at),
-        }, gen, at)
+        }
+        # the keys the spec's example shows beyond the schema, from their own random stream
+        xgen = self._xgen("deals")
+        rec["creator_user_id"] = (rec["owner_id"] if xgen.rng.random() < 0.7
+                                  else xgen.rng.choice(self._ids("users")))
+        archived_at = ut if xgen.rng.random() < 0.6 else xgen.between(at, ut)
+        rec["archive_time"] = self._t("deals", archived_at) if archived else None
+        local = fmt_time(closed, DATE) if closed is not None else None
+        rec["local_close_date"] = local
+        rec["local_won_date"] = local if rec["won_time"] else None
+        rec["local_lost_date"] = local if rec["lost_time"] else None
+        return self._finish("deals", rec, gen, at)
 
     def _build_deal_products(self, gen: Gen, rid: int, at: int, ut: int, *,
                              deal: dict | None = None, order_nr: int = 1) -> dict:
@@ -645,6 +815,7 @@ class Account:
             "organization": {"name": orgs[org_id]["name"]} if org_id else None,
             "project": None, "task": None, "active_flag": True, "last_update_user_id": user_id,
             "pinned_to_deal_flag": bool(deal) and rng.random() < 0.1,
+            "pinned_to_lead_flag": bool(lead_id) and self._xgen("notes").rng.random() < 0.1,
             "pinned_to_organization_flag": False, "pinned_to_person_flag": False,
             "pinned_to_project_flag": False, "pinned_to_task_flag": False,
             "user": self._user_ref(user_id),
@@ -663,6 +834,7 @@ class Account:
             "product_id": None, "activity_id": None, "lead_id": None, "project_id": None,
             "add_time": self._t("files", at), "update_time": self._t("files", ut),
             "file_name": f"{gen.hexid(8)}_{name}", "name": name,
+            "file_type": FILE_TYPES.get(name.rsplit(".", 1)[-1], "other"), "log_id": None,
             "file_size": rng.randint(2_000, 8_000_000), "active_flag": True, "inline_flag": False,
             "remote_location": "s3", "remote_id": gen.hexid(24), "cid": None,
             "s3_bucket": "pipedrive-files", "mail_message_id": None, "mail_template_id": None,
@@ -670,7 +842,7 @@ class Account:
             "person_name": persons[person_id]["name"] if person_id else None,
             "org_name": orgs[org_id]["name"] if org_id else None, "product_name": None,
             "lead_name": None, "project_name": None,
-            "url": f"https://demo-company.pipedrive.com/api/v1/files/{rid}/download",
+            "url": f"https://{DEFAULT_COMPANY[1]}.pipedrive.com/api/v1/files/{rid}/download",
             "description": rng.choice(("", gen.sentence())),
         }, gen, at)
 
@@ -695,7 +867,7 @@ class Account:
             "from_phone_number": gen.phone(), "to_phone_number": gen.phone(),
             "has_recording": seconds > 0 and rng.random() < 0.3,
             "start_time": self._t("call_logs", at), "end_time": self._t("call_logs", at + seconds),
-            "note": rng.choice((None, gen.sentence())), "company_id": 7_654_321,
+            "note": rng.choice((None, gen.sentence())), "company_id": DEFAULT_COMPANY[0],
         }, gen, at)
 
     def _build_filters(self, gen: Gen, rid: int, at: int, ut: int) -> dict:
@@ -716,9 +888,34 @@ class Account:
         """The timestamp format of a table's records (its API's format)."""
         return TIME_FORMATS[TABLE_OF.get(table_or_entity, table_or_entity)]
 
-    def _visible(self, entity: str) -> list[dict]:
-        """The records an entity's list shows (deals and leads split by archive state)."""
-        rows = self._tables[TABLE_OF[entity]].values()
+    def _visible(self, entity: str) -> list[dict]:  # noqa: PLR0911 - one return per kind of list
+        """The records an entity's list shows (deals, leads and projects split by archive
+        state): never hidden ones, of deleted ones only deals deleted less than 30 days ago (and
+        projects, which stay ``status: deleted``), and what hangs off a deal or product only
+        while that deal or product's single GET answers."""
+        table = TABLE_OF[entity]
+        if table == "deal_changes":
+            self._all_histories()
+        rows = self._tables[table].values()
+        hidden = self._hidden.get(table)
+        if hidden:
+            rows = [r for r in rows if row_key(table, r) not in hidden]
+        if table in CHILD_OF:  # what hangs off a deal or product shows while it is answered
+            parents = self._answered(CHILD_OF[table])
+            parent_key = "product_id" if table == "product_variations" else "deal_id"
+            if table == "deal_changes":
+                return [r for r in rows if r["data"]["item_id"] in parents]
+            if table == "deal_participants":  # a purged person takes part no more
+                persons = self._tables["persons"]
+                return [r for r in rows if r["deal_id"] in parents and r["person_id"] in persons]
+            return [r for r in rows if r[parent_key] in parents]
+        if entity in ("projects", "archived_projects"):
+            archived = entity == "archived_projects"
+            return [r for r in rows if (r["archive_time"] is not None) == archived]
+        if table in SOFT_DELETED:
+            return [r for r in rows if not r["is_deleted"]]
+        if table == "files":
+            return [r for r in rows if r["active_flag"]]
         if entity in ("deals", "archived_deals"):
             archived = entity == "archived_deals"
             cutoff = fmt_time(self._now - DELETED_DEAL_RETENTION, V2_TIME)
@@ -728,6 +925,24 @@ class Account:
             archived = entity == "archived_leads"
             return [r for r in rows if r["is_archived"] == archived]
         return list(rows)
+
+    def _answered(self, table: str) -> set:
+        """Ids of the records of ``table`` its single GET answers (cached until a change)."""
+        cache = self.derived().setdefault("answered", {})
+        ids = cache.get(table)
+        if ids is None:
+            ids = cache[table] = set()
+            for rid in self._tables[table]:
+                try:
+                    self.single(table, rid)
+                except KeyError:
+                    continue
+                ids.add(rid)
+        return ids
+
+    def row_of(self, table: str, rid: object) -> dict | None:
+        """A live stored row by key, whatever its visibility (None if there is none)."""
+        return None if rid is None else self._tables[table].get(rid)
 
     def view(self, entity: str) -> list[dict]:
         """Live records of an entity (not copies); callers must hold ``lock`` while using them."""
@@ -741,12 +956,18 @@ class Account:
         return list(self._fields[kind])
 
     def ids(self, entity: str, **filters: object) -> list:
-        """Ids of what the entity's list returns (field codes for ``*_fields``), oldest first."""
+        """Ids of what the entity's list returns (field codes for ``*_fields``), oldest first.
+
+        Keys rather than ids where a record has none: ``(deal_id, user_id)`` for
+        ``deal_followers``, ``(role_id, user_id)`` / ``(permission_set_id, user_id)`` for the
+        assignments, the name for ``lead_sources``, ``data.id`` for ``deal_changes``.
+        """
         with self.lock:
             if entity in FIELD_KIND:
                 return [f.code for f in self.fields(entity)
                         if all(getattr(f, k, None) == v for k, v in filters.items())]
-            return [r["id"] for r in self._visible(entity)
+            table = TABLE_OF[entity]
+            return [row_key(table, r) for r in self._visible(entity)
                     if all(r.get(k) == v for k, v in filters.items())]
 
     def records(self, entity: str) -> list[dict]:
@@ -759,10 +980,40 @@ class Account:
     def record(self, entity: str, rid: object) -> dict:
         """One record as its list shows it (raises KeyError if the list does not show it)."""
         with self.lock:
+            table = TABLE_OF[entity]
             for r in self._visible(entity):
-                if r["id"] == rid:
+                if row_key(table, r) == rid:
                     return render.records(self, entity, [r], set(), copy=True)[0]
         raise KeyError(rid)
+
+    def _deleted_at(self, table: str, row: dict) -> int | None:
+        """When a record was deleted (its update_time then), or None if it is not deleted."""
+        deleted = (row.get("status") == "deleted" if table == "deals"
+                   else row["is_deleted"] if table in SOFT_DELETED
+                   else not row["active_flag"] if table == "files" else False)
+        return to_epoch(row["update_time"]) if deleted else None
+
+    def single(self, entity: str, rid: object) -> dict:
+        """The live row the entity's single GET answers with (caller holds ``lock``): deleted
+        records too, for 30 days. KeyError (a 404) if unknown, hidden, purged or past that."""
+        table = TABLE_OF[entity]
+        row = self._tables[table].get(rid)
+        if row is None or rid in self._hidden.get(table, ()):
+            raise KeyError(rid)
+        if table in CHILD_OF:
+            parent = row["product_id" if table == "product_variations" else "deal_id"]
+            if parent not in self._answered(CHILD_OF[table]):
+                raise KeyError(rid)
+        deleted_at = self._deleted_at(table, row)
+        if deleted_at is not None and deleted_at < self._now - DELETED_RETENTION:
+            raise KeyError(rid)
+        return row
+
+    def get(self, entity: str, rid: object) -> dict:
+        """A deep copy of what the single GET (``/api/v2/deals/{id}``...) answers; KeyError if
+        it answers 404."""
+        with self.lock:
+            return render.records(self, entity, [self.single(entity, rid)], set(), copy=True)[0]
 
     # ---- mutations --------------------------------------------------------------------------
 
@@ -783,61 +1034,153 @@ class Account:
             self._now += int(advance)
 
     def add(self, entity: str, *, advance: float = 1, **fields: object) -> object:
-        """Create a record stamped with the clock (add_time = update_time = now); returns its id."""
+        """Create a record stamped with the clock (add_time = update_time = now); returns its id
+        (its key, see ``ids``). Children name their parent: ``add("deal_installments",
+        deal_id=5)``, ``add("deal_followers", deal_id=5, user_id=2)``, ``add("tasks",
+        project_id=3)``; adding to a deal leaves the deal's update_time as it was."""
         with self.lock:
             table = TABLE_OF[entity]
             rows = self._tables[table]
             gen = self._mut_gen
             self._invalidate()
+            if table == "role_assignments":  # a user holds one role: this moves them
+                self._assign_role(fields["user_id"], fields["role_id"])
+                self._tick(advance)
+                return fields["role_id"], fields["user_id"]
+            build = getattr(self, f"_build_{table}", None)
+            if build is None:
+                msg = f"Pipedrive's API cannot add {entity}"
+                raise ValueError(msg)
             next_id = max((r for r in rows if isinstance(r, int)), default=0) + 1
-            extra = {}
-            if table == "deals":
-                extra = {"archived": entity == "archived_deals",
+            extra: dict = {}
+            if table in ("deals", "projects"):
+                extra = {"archived": entity.startswith("archived_"),
                          "deleted": fields.get("status") == "deleted"}
             elif table == "leads":
                 extra = {"archived": entity == "archived_leads"}
-            rec = getattr(self, f"_build_{table}")(gen, next_id, self._now, self._now, **extra)
+            elif table in PARENT_ARGS:
+                key, parents, arg = PARENT_ARGS[table]
+                if key in fields:
+                    extra[arg] = self._row(parents, fields[key])
+                for name in ("user_id", "person_id"):
+                    if name in fields and table in ("deal_followers", "deal_participants"):
+                        extra[name] = fields[name]
+            rec = build(gen, next_id, self._now, self._now, **extra)
             _apply(rec, fields)
-            rows[rec["id"]] = rec
+            rows[row_key(table, rec)] = rec
+            if table == "deals":
+                self._history_done.add(rec["id"])  # a new deal's flow starts now
+                self._log_creation(rec)
             self._tick(advance)
-            return rec["id"]
+            return row_key(table, rec)
 
     def update(self, entity: str, rid: object, *, advance: float = 1, **fields: object) -> None:
-        """Change fields (``custom_fields={code: value}`` merges) and stamp update_time."""
+        """Change fields (``custom_fields={code: value}`` merges) and stamp update_time.
+
+        A deal logs one dealChange row per changed field (its ``/flow``), stamped with the
+        clock; a deal product or installment changes without touching its deal.
+        """
         with self.lock:
             table = TABLE_OF[entity]
             row = self._row(entity, rid)
+            changes = []
+            if table == "deals":
+                self._history(rid)
+                changes = self._diff(row, fields)
             _apply(row, fields)
+            if table == "mail_threads" and "archived_flag" in fields:
+                row["folders"] = ["archive"] if fields["archived_flag"] else ["inbox"]
             self._fill_new_fields(table, row)
             self._stamp(table, row)
+            if changes:
+                self._log_changes(rid, changes)
             self._tick(advance)
 
     def delete(self, entity: str, rid: object, *, advance: float = 1) -> None:
-        """Deals become status=deleted/is_deleted; other records (and fields) disappear."""
+        """Delete as Pipedrive does, stamping update_time with the delete time.
+
+        Deals become status=deleted (still listed with status=deleted); persons,
+        organizations, activities and products is_deleted, files active_flag false: gone from
+        their lists, their single GET answers them for 30 days (see ``purge``). Notes and
+        every other record (and fields) disappear at once.
+        """
         with self.lock:
+            table = TABLE_OF.get(entity)
             if entity in FIELD_KIND:
                 kind = "deal" if _kind(entity) == "lead" else _kind(entity)
                 self._fields[kind] = [f for f in self._fields[kind] if f.code != rid]
-            elif TABLE_OF[entity] == "deals":
+            elif table in ("deals", "files", "projects") or table in SOFT_DELETED:
                 row = self._row(entity, rid)
-                row.update(status="deleted", is_deleted=True)
-                self._stamp("deals", row)
+                if table == "deals":
+                    self._history(rid)
+                    changes = self._diff(row, {"status": "deleted"})
+                    row.update(status="deleted", is_deleted=True)
+                    self._log_changes(rid, changes)
+                elif table == "files":
+                    row["active_flag"] = False
+                elif table == "projects":  # "Marks a project as deleted": status=deleted lists it
+                    row.update(status="deleted", status_change_time=self._t(table, self._now))
+                else:
+                    row["is_deleted"] = True
+                self._stamp(table, row)
             else:
                 self._row(entity, rid)
-                del self._tables[TABLE_OF[entity]][rid]
+                doomed = [rid]
+                if table == "tasks":  # "If the task has subtasks, those will also be deleted"
+                    doomed += [k for k, t in self._tables["tasks"].items()
+                               if t["parent_task_id"] == rid]
+                elif table == "mail_threads":
+                    messages = self._tables["mail_messages"]
+                    for mid in [k for k, m in messages.items() if m["mail_thread_id"] == rid]:
+                        del messages[mid]
+                for key in doomed:
+                    del self._tables[table][key]
                 self._invalidate()
             self._tick(advance)
 
-    def archive(self, entity: str, rid: object, *, advance: float = 1) -> None:
-        """Archive a deal or lead: it moves to ``archived_deals`` / ``archived_leads``."""
+    def purge(self, entity: str, rid: object) -> None:
+        """Remove a record for good, as Pipedrive does 30 days after a delete (the clock does
+        that too: a record deleted longer ago answers 404): lists and single GET lose it."""
         with self.lock:
             table = TABLE_OF[entity]
-            if table not in ("deals", "leads"):
-                msg = "only deals and leads can be archived"
+            self._row(entity, rid)
+            del self._tables[table][rid]
+            self._hidden.get(table, set()).discard(rid)
+            self._invalidate()
+            self._changed()
+
+    def hide(self, entity: str, rid: object) -> None:
+        """Make a record invisible to the token's user, as Pipedrive's visibility rules do
+        (``visible_to`` owner-only and someone else's): gone from every list, its single GET
+        answers 404. Nothing about the record changes, so update_time stays."""
+        with self.lock:
+            self._row(entity, rid)
+            self._hidden.setdefault(TABLE_OF[entity], set()).add(rid)
+            self._changed()
+
+    def unhide(self, entity: str, rid: object) -> None:
+        """Make a hidden record visible again."""
+        with self.lock:
+            self._hidden.get(TABLE_OF[entity], set()).discard(rid)
+            self._changed()
+
+    def archive(self, entity: str, rid: object, *, advance: float = 1) -> None:
+        """Archive a deal, lead or project: it moves to ``archived_deals`` /
+        ``archived_leads`` / ``archived_projects``."""
+        with self.lock:
+            table = TABLE_OF[entity]
+            if table not in ("deals", "leads", "projects"):
+                msg = "only deals, leads and projects can be archived"
                 raise ValueError(msg)
             row = self._row(entity, rid)
-            row["is_archived"] = True
+            if table == "deals":
+                self._history(rid)
+                self._log_changes(rid, self._diff(row, {"is_archived": True}))
+            if table != "projects":
+                row["is_archived"] = True
             self._stamp(table, row)
+            if table in ("deals", "projects"):
+                row["archive_time"] = row["update_time"]
             self._tick(advance)
 
     def set_update_time(self, entity: str, ids: object, ts: dt.datetime | int | str) -> None:
@@ -846,6 +1189,8 @@ class Account:
             table = TABLE_OF[entity]
             value = self._t(table, to_epoch(ts))
             for rid in ids if isinstance(ids, (list, tuple, set, range)) else [ids]:
+                if table == "deals":
+                    self._history(rid)  # its history was that of the deal as generated
                 self._row(entity, rid)[UPDATE_KEY.get(table, "update_time")] = value
             self._changed()
 
@@ -872,7 +1217,7 @@ class Account:
             f.values_on_update = True
             existing.append(f)
             table = CUSTOM_TABLE.get(kind)
-            if table in V2_TABLES:
+            if table in V2_TABLES or table == "projects":
                 for row in self._tables[table].values():
                     row["custom_fields"][f.code] = None
             self._tick(advance)
@@ -913,6 +1258,22 @@ def _kind(entity: str) -> str:
 
 def _name(rows: dict, rid: object) -> str | None:
     return rows[rid]["name"] if rid is not None and rid in rows else None
+
+
+def _rewrite_company(obj: object, rewrite: tuple) -> object:
+    """Replace one company's id (under ``company_id`` keys) and subdomain (in strings such as
+    URLs and e-mail addresses) by another's, in place; returns the new value of a string."""
+    old_id, new_id, old_domain, new_domain = rewrite
+    if isinstance(obj, str):
+        return obj.replace(old_domain + ".", new_domain + ".").replace(
+            old_domain + "+", new_domain + "+") if old_domain in obj else obj
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for key, value in list(items):
+        if key == "company_id" and value == old_id:
+            obj[key] = new_id
+        elif isinstance(value, (str, dict, list)):
+            obj[key] = _rewrite_company(value, rewrite)
+    return obj
 
 
 def _apply(row: dict, fields: dict) -> None:

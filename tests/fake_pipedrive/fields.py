@@ -22,6 +22,7 @@ KINDS = {
     "activity": ("v2 /activities", "v2 /activityFields"),
     "note": ("v1 /notes", None),
     "lead": ("v1 /leads", None),
+    "project": ("v2 /projects", "v2 /projectFields"),  # last: the others keep their ids
 }
 
 OPTION_COLORS = ("green", "blue", "red", "yellow", "purple", "gray")
@@ -86,6 +87,14 @@ CUSTOM_FIELDS: dict[str, list[tuple]] = {
         ("Follow-up date", "date", None),
         ("Attendee count", "int", None),
     ],
+    "project": [
+        ("Go-live date", "date", None),
+        ("Project type", "enum", ("Onboarding", "Migration", "Custom integration")),
+        ("Budget", "monetary", None),
+        ("Implementation partner", "org", None),
+        ("Sites", "int", None),
+        ("Risks", "text", None),
+    ],
 }
 
 ADDRESS_PARTS = (
@@ -101,10 +110,15 @@ BUILTIN_OPTIONS = {  # option id -> label
     "visible_to": {"1": "Owner & followers", "3": "Entire company", "5": "Owner's visibility group",
                    "7": "Owner's visibility group and sub-groups"},
 }
+KIND_OPTIONS = {  # built-in option fields whose options differ for one kind
+    ("project", "status"): {"open": "Open", "completed": "Completed", "canceled": "Canceled",
+                            "deleted": "Deleted"},
+}
 LABELS = {
     "deal": ("Hot", "Warm", "Cold", "Upsell", "Renewal"),
     "person": ("Customer", "Prospect", "Partner", "Decision maker"),
     "organization": ("Customer", "Prospect", "Competitor", "Reseller"),
+    "project": ("Strategic", "Internal", "Fast track"),
 }
 REF_TYPES = {
     "owner_id": "user", "creator_user_id": "user", "user_id": "user", "creator_id": "user",
@@ -112,6 +126,7 @@ REF_TYPES = {
     "organization_id": "org", "deal_id": "deal", "lead_id": "lead", "stage_id": "stage",
     "project_id": "project", "activity_id": "activity", "source_lead_id": "lead",
     "source_deal_id": "deal", "status": "status", "visible_to": "visible_to",
+    "board_id": "projects_board", "phase_id": "projects_phase", "deal_ids": "deals",
 }
 
 
@@ -229,7 +244,9 @@ class FieldFactory:
             schema = props.get(name, {"type": guess})
             ftype = _builtin_type(name, schema)
             options = None
-            if name in BUILTIN_OPTIONS and kind != "lead":
+            if (kind, name) in KIND_OPTIONS:
+                options = self._options(KIND_OPTIONS[kind, name], self.created, int_ids=False)
+            elif name in BUILTIN_OPTIONS and kind != "lead":
                 options = self._options(BUILTIN_OPTIONS[name], self.created, int_ids=False)
             elif name == "label_ids" and kind in LABELS:
                 options = self._options(LABELS[kind], self.created)

@@ -12,20 +12,34 @@ import binascii
 import contextlib
 import hashlib
 import json
-import re
 import socket
 import struct
 import threading
 import time
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from . import render, spec
-from .account import Account, to_epoch
+from .account import DEFAULT_COMPANY, Account
+from .endpoints import MoreEndpoints
 from .limits import CLOUDFLARE_HTML, DailyBudget, Fault, Faults, RateLimiter
+from .paging import (
+    ApiError,
+    bool_query,
+    cursor_page,
+    custom_fields_param,
+    id_list,
+    int_param,
+    int_query,
+    matches,
+    parse_rfc3339,
+    path_id,
+    v1_page,
+    v1_sort,
+)
+from .projects import PROJECT_STATUSES
 from .values import V2_TIME, fmt_time
 
 if TYPE_CHECKING:
@@ -53,29 +67,25 @@ V2_LISTS = {
     "v2 /deals/products": "deal_products", "v2 /dealFields": "deal_fields",
     "v2 /personFields": "person_fields", "v2 /organizationFields": "organization_fields",
     "v2 /productFields": "product_fields", "v2 /activityFields": "activity_fields",
+    "v2 /deals/installments": "deal_installments", "v2 /projects": "projects",
+    "v2 /projects/archived": "archived_projects", "v2 /tasks": "tasks",
+    "v2 /projectTemplates": "project_templates", "v2 /projectFields": "project_fields",
 }
 V1_PAGED = {"v1 /notes": "notes", "v1 /leads": "leads", "v1 /leads/archived": "archived_leads",
             "v1 /files": "files", "v1 /callLogs": "call_logs", "v1 /leadFields": "lead_fields"}
 V1_WHOLE = {"v1 /users": "users", "v1 /leadLabels": "lead_labels", "v1 /filters": "filters",
             "v1 /activityTypes": "activity_types", "v1 /currencies": "currencies",
             "v1 /noteFields": "note_fields"}
+# single-record GETs: deleted records answer here for 30 days, hidden ones never
+SINGLES = {"v2 /deals/{id}": "deals", "v2 /persons/{id}": "persons",
+           "v2 /organizations/{id}": "organizations", "v2 /activities/{id}": "activities",
+           "v2 /products/{id}": "products", "v1 /notes/{id}": "notes", "v1 /files/{id}": "files"}
 V1_MAX_LIMIT = {"v1 /files": 100, "v1 /callLogs": 50}  # documented exceptions to 500
 V1_DEFAULT_SORT = {"leads": [("add_time", False)], "archived_leads": [("add_time", False)]}
 # query parameters that filter by equality on the record key of the same name
 EQUALITY_PARAMS = ("owner_id", "person_id", "org_id", "organization_id", "pipeline_id",
                    "stage_id", "deal_id", "lead_id", "user_id", "done",
                    "pinned_to_deal_flag", "pinned_to_organization_flag", "pinned_to_person_flag")
-CURSOR_KEYS = frozenset({"field", "fieldValue", "sortDirection", "id"})
-RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
-
-
-class ApiError(Exception):
-    """Turns into ``{"success": false, "error": message, ...}`` with the given status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass
@@ -105,61 +115,7 @@ def _route(path: str) -> str | None:
     return None
 
 
-def parse_rfc3339(name: str, text: str) -> int:
-    """Epoch seconds of an RFC 3339 timestamp at second resolution, else ApiError(400)."""
-    # a "+01:00" offset sent unencoded arrives as " 01:00"; read it the way it was meant
-    m = RFC3339.match(text) or RFC3339.match(text.replace(" ", "+"))
-    if not m:
-        raise ApiError(400, f"Validation failed: {name}: Invalid date-time, expected RFC 3339 "
-                            f"format like 2025-01-01T10:20:00Z")
-    if m.group(3):
-        raise ApiError(400, f"Validation failed: {name}: Fractional seconds are not supported, "
-                            f"expected format YYYY-MM-DDTHH:MM:SSZ")
-    return to_epoch(f"{m.group(1)}T{m.group(2)}{m.group(4).replace('Z', '+00:00')}")
-
-
-def _int_param(q: dict, name: str, default: int, lo: int, hi: int | None) -> int:
-    raw = q.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        msg = f"Validation failed: {name}: Expected number, received string"
-        raise ApiError(400, msg) from None
-    if value < lo or (hi is not None and value > hi):
-        bound = f"greater than or equal to {lo}" if value < lo else f"less than or equal to {hi}"
-        raise ApiError(400, f"Validation failed: {name}: Number must be {bound}")
-    return value
-
-
-def _matches(value: object, text: str) -> bool:
-    if isinstance(value, bool):
-        return (text.lower() in ("1", "true")) == value
-    return str(value) == text
-
-
-def encode_cursor(sort_by: str, value: object, direction: str, rid: object) -> str:
-    raw = _json({"field": sort_by, "fieldValue": value, "sortDirection": direction, "id": rid})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> dict:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error):
-        data = None
-    if not isinstance(data, dict) or not CURSOR_KEYS.issubset(data):
-        raise ApiError(400, "Validation failed: cursor: Invalid cursor")
-    return data
-
-
-def _sort_key(value: object) -> tuple:
-    # None sorts first; the flag keeps None from being compared with a value
-    return (value is not None, value if value is not None else 0)
-
-
-class FakePipedrive:
+class FakePipedrive(MoreEndpoints):
     """A local Pipedrive on 127.0.0.1 serving one ``Account`` (see the package docstring)."""
 
     def __init__(
@@ -172,9 +128,15 @@ class FakePipedrive:
         auth_code: str = "demo-auth-code", rotate_refresh_tokens: bool = False,
         access_token_ttl: float = 3599, scope: str = DEFAULT_SCOPE,
         burst_limit: int | None = None, burst_window: float = 2.0, cloudflare_after: int = 5,
-        daily_token_budget: int | None = None, company_domain: str = "demo-company",
+        daily_token_budget: int | None = None, company_domain: str | None = None,
+        company_id: int | None = None,
     ) -> None:
-        self.account = account if account is not None else Account(seed, size, counts)
+        if account is None:
+            account = Account(seed, size, counts, company_id=company_id or DEFAULT_COMPANY[0],
+                              company_domain=company_domain)
+        elif company_id is not None or company_domain is not None:
+            account.set_company(company_id or account.company_id, company_domain)
+        self.account = account
         self.seed = self.account.seed  # also seeds fault draws and issued tokens
         self.host, self.port = host, port
         self.api_token = api_token
@@ -182,7 +144,6 @@ class FakePipedrive:
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.access_token_ttl = access_token_ttl
         self.scope = scope
-        self.company_domain = company_domain
         self._lock = threading.RLock()
         self._refresh_tokens = {refresh_token}
         self._auth_codes = {auth_code}
@@ -225,6 +186,16 @@ class FakePipedrive:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def company_id(self) -> int:
+        """The company this fake is (``/users/me`` ``company_id``)."""
+        return self.account.company_id
+
+    @property
+    def company_domain(self) -> str:
+        """Its subdomain (``/users/me`` ``company_domain``)."""
+        return self.account.company_domain
 
     # ---- accounting and controls ------------------------------------------------------------
 
@@ -329,7 +300,8 @@ class FakePipedrive:
     def _handle(self, method: str, raw_path: str, headers: Message, body: bytes) -> Response:
         split = urlsplit(raw_path)
         multi = parse_qs(split.query, keep_blank_values=True)
-        req = _Request(method=method, path=split.path, key=_route(split.path),
+        key, path_params = spec.resolve(_route(split.path))
+        req = _Request(method=method, path=split.path, key=key, path_params=path_params,
                        query={k: v[0] for k, v in multi.items()}, multi=multi, now=time.time())
         if req.path.rstrip("/") == "/oauth/token":
             return self._oauth(req, headers, body)
@@ -440,12 +412,29 @@ class FakePipedrive:
             return {"success": True, "data": data, "additional_data": {}}
         if key == "v1 /users/me":
             return {"success": True, "data": self._me()}
+        if key in SINGLES:
+            return self._single(key, SINGLES[key], req)
+        more = self._more(key, req)
+        if more is not None:
+            return more
         raise ApiError(404, "")
+
+    def _single(self, key: str, entity: str, req: _Request) -> dict:
+        rid = path_id(key, req.path_params, "id")
+        include = self._include(key, req.query)
+        takes_custom = "custom_fields" in spec.ENDPOINTS[key]["params"]
+        custom_keys = custom_fields_param(req.query) if takes_custom else None
+        try:
+            row = self.account.single(entity, rid)
+        except KeyError:
+            raise ApiError(404, "") from None
+        data = render.records(self.account, entity, [row], include, custom_keys=custom_keys)[0]
+        return {"success": True, "data": data}
 
     def _me(self) -> dict:
         me = dict(next(u for u in self.account.view("users") if u["is_you"]))
-        me.update(company_id=7_654_321, company_name="Demo Company OÜ",
-                  company_domain=self.company_domain, company_country="EE",
+        me.update(company_id=self.account.company_id, company_name=self.account.company_name,
+                  company_domain=self.account.company_domain, company_country="EE",
                   company_industry="Software",
                   language={"language_code": "en", "country_code": "US"})
         return me
@@ -465,7 +454,7 @@ class FakePipedrive:
 
     def _v2_list(self, key: str, entity: str, q: dict, multi: dict) -> dict:
         params = spec.ENDPOINTS[key]["params"]
-        limit = _int_param(q, "limit", 100, 1, 500)
+        limit = int_param(q, "limit", 100, 1, 500)
         sort_by = q.get("sort_by") or "id"
         if sort_by not in (params.get("sort_by") or {}).get("enum", ["id"]):
             raise ApiError(400, f"Validation failed: sort_by: Invalid enum value '{sort_by}'")
@@ -481,31 +470,33 @@ class FakePipedrive:
                     raise ApiError(400, msg)
                 bounds[name] = fmt_time(parse_rfc3339(name, q[name]), V2_TIME)
         include = self._include(key, q)
+        if entity == "project_fields":  # no include_fields: the settings always come along
+            include = {"ui_visibility", "important_fields", "required_fields"}
         if entity.endswith("_fields"):
             items = [render.field_item(entity, f, include) for f in self.account.fields(entity)]
             rows = [{"id": i, "item": it} for i, it in enumerate(items)]
-            page, next_cursor = self._cursor_page(rows, "id", direction, q.get("cursor"), limit)
+            page, next_cursor = cursor_page(rows, "id", direction, q.get("cursor"), limit)
             return {"success": True, "data": [r["item"] for r in page],
                     "additional_data": {"next_cursor": next_cursor}}
         rows = self._filter_v2(key, entity, q, multi, bounds)
-        page, next_cursor = self._cursor_page(rows, sort_by, direction, q.get("cursor"), limit)
-        custom_keys = None
-        if q.get("custom_fields"):
-            custom_keys = {k.strip() for k in q["custom_fields"].split(",") if k.strip()}
-            if len(custom_keys) > 15:
-                msg = "Validation failed: custom_fields: At most 15 custom fields allowed"
-                raise ApiError(400, msg)
+        page, next_cursor = cursor_page(rows, sort_by, direction, q.get("cursor"), limit)
+        custom_keys = custom_fields_param(q)
         data = render.records(self.account, entity, page, include, custom_keys=custom_keys)
         return {"success": True, "data": data, "additional_data": {"next_cursor": next_cursor}}
 
     def _filter_v2(self, key: str, entity: str, q: dict, multi: dict, bounds: dict) -> list[dict]:
         params = spec.ENDPOINTS[key]["params"]
         rows = self.account.view(entity)
-        if entity == "deal_products":
-            # products of live, deleted and archived deals alike: the table is not filtered
+        consumed: set[str] = set()  # parameters a filter below has applied already
+        if entity in ("deal_products", "deal_installments"):
+            # those of live, deleted and archived deals alike: the table is not filtered
             values = multi.get("deal_ids", []) + multi.get("deal_ids[]", [])
-            wanted = _id_list("deal_ids", [p for v in values for p in v.split(",") if p])
+            wanted = id_list("deal_ids", [p for v in values for p in v.split(",") if p])
             rows = [r for r in rows if r["deal_id"] in wanted]
+        if entity in ("projects", "archived_projects"):
+            rows, consumed = _filter_projects(rows, q)
+        if entity == "tasks":
+            rows, consumed = _filter_tasks(rows, q)
         if entity in ("deals", "archived_deals"):
             statuses = [s for s in (q.get("status") or "open,won,lost").split(",") if s]
             bad = ",".join(sorted(set(statuses) - {"open", "won", "lost", "deleted"}))
@@ -513,48 +504,20 @@ class FakePipedrive:
                 raise ApiError(400, f"Validation failed: status: Invalid enum value '{bad}'")
             rows = [r for r in rows if r["status"] in statuses]
         if q.get("ids"):
-            wanted = _id_list("ids", [x for x in q["ids"].split(",") if x])
+            wanted = id_list("ids", [x for x in q["ids"].split(",") if x])
             rows = [r for r in rows if r["id"] in wanted]
         for name in EQUALITY_PARAMS:
-            if name in params and q.get(name):
-                rows = [r for r in rows if _matches(r.get(name), q[name])]
+            if name in params and q.get(name) and name not in consumed:
+                rows = [r for r in rows if matches(r.get(name), q[name])]
         if "updated_since" in bounds:
             rows = [r for r in rows if r["update_time"] >= bounds["updated_since"]]
         if "updated_until" in bounds:
             rows = [r for r in rows if r["update_time"] < bounds["updated_until"]]
         return rows
 
-    @staticmethod
-    def _cursor_page(rows: list[dict], sort_by: str, direction: str, cursor: str | None,
-                     limit: int) -> tuple[list[dict], str | None]:
-        """One page in (sort value, id) order, continuing strictly after the cursor's item."""
-        rows = sorted(rows, key=lambda r: (_sort_key(r.get(sort_by)), r["id"]))
-        keys = [(_sort_key(r.get(sort_by)), r["id"]) for r in rows]
-        if direction == "asc":
-            start = 0
-            if cursor:
-                c = decode_cursor(cursor)
-                _check_cursor(c, sort_by, direction)
-                start = bisect_right(keys, (_sort_key(c["fieldValue"]), c["id"]))
-            page = rows[start:start + limit]
-            more = start + limit < len(rows)
-        else:
-            end = len(rows)
-            if cursor:
-                c = decode_cursor(cursor)
-                _check_cursor(c, sort_by, direction)
-                end = bisect_left(keys, (_sort_key(c["fieldValue"]), c["id"]))
-            page = rows[max(0, end - limit):end][::-1]
-            more = end - limit > 0
-        if not more or not page:
-            return page, None
-        last = page[-1]
-        return page, encode_cursor(sort_by, last.get(sort_by), direction, last["id"])
 
     def _v1_paged(self, key: str, entity: str, q: dict) -> dict:
         params = spec.ENDPOINTS[key]["params"]
-        start = _int_param(q, "start", 0, 0, None)
-        limit = _int_param(q, "limit", 100, 1, V1_MAX_LIMIT.get(key, 500))
         if entity == "lead_fields":
             rows = self.account.records(entity)
         else:
@@ -565,17 +528,13 @@ class FakePipedrive:
                 rows = [r for r in rows if r["update_time"] >= bound]
             for name in EQUALITY_PARAMS:
                 if name in params and q.get(name):
-                    rows = [r for r in rows if _matches(r.get(name), q[name])]
-            rows = _v1_sort(rows, q.get("sort") if "sort" in params else None,
+                    rows = [r for r in rows if matches(r.get(name), q[name])]
+            rows = v1_sort(rows, q.get("sort") if "sort" in params else None,
                             V1_DEFAULT_SORT.get(entity, []))
-        page = rows[start:start + limit]
-        more = start + limit < len(rows)
-        pagination = {"start": start, "limit": limit, "more_items_in_collection": more}
-        if more:
-            pagination["next_start"] = start + limit
+        page, additional = v1_page(rows, q, V1_MAX_LIMIT.get(key, 500))
         if entity != "lead_fields":
             page = render.records(self.account, entity, page, set())
-        return {"success": True, "data": page, "additional_data": {"pagination": pagination}}
+        return {"success": True, "data": page, "additional_data": additional}
 
     # ---- OAuth -------------------------------------------------------------------------------
 
@@ -658,8 +617,48 @@ class _Request:
     query: dict[str, str]  # first value of each parameter
     multi: dict[str, list[str]]  # every value
     now: float
+    path_params: dict[str, str] = field(default_factory=dict)  # {"id": "123"} of /deals/{id}
     rate_key: str | None = None
     entry: dict = field(default_factory=dict)  # what server.requests records
+
+
+def _filter_projects(rows: list[dict], q: dict) -> tuple[list[dict], set[str]]:
+    """``status`` (default: all but deleted), ``phase_id``, and the deal, person or
+    organization a project is associated with."""
+    statuses = [s for s in (q.get("status") or "open,completed,canceled").split(",") if s]
+    bad = ",".join(sorted(set(statuses) - set(PROJECT_STATUSES)))
+    if bad:
+        raise ApiError(400, f"Validation failed: status: Invalid enum value '{bad}'")
+    rows = [r for r in rows if r["status"] in statuses]
+    int_query(q, "filter_id")  # validated; the fake has no project filters to apply
+    phase = int_query(q, "phase_id")
+    if phase is not None:
+        rows = [r for r in rows if r["phase_id"] == phase]
+    for name, listed in (("deal_id", "deal_ids"), ("person_id", "person_ids"),
+                         ("org_id", "org_ids")):
+        wanted = int_query(q, name)
+        if wanted is not None:
+            rows = [r for r in rows if wanted in r[listed]]
+    return rows, {"phase_id", "deal_id", "person_id", "org_id"}
+
+
+def _filter_tasks(rows: list[dict], q: dict) -> tuple[list[dict], set[str]]:
+    """``is_done``, ``is_milestone``, ``assignee_id``, ``project_id`` and ``parent_task_id``
+    (``null``: root tasks only)."""
+    for name in ("is_done", "is_milestone"):
+        wanted = bool_query(q, name)
+        if wanted is not None:
+            rows = [r for r in rows if r[name] == wanted]
+    assignee, project = int_query(q, "assignee_id"), int_query(q, "project_id")
+    if assignee is not None:
+        rows = [r for r in rows if assignee in r["assignee_ids"]]
+    if project is not None:
+        rows = [r for r in rows if r["project_id"] == project]
+    parent = q.get("parent_task_id")
+    if parent:
+        wanted = None if parent == "null" else int_query(q, "parent_task_id")
+        rows = [r for r in rows if r["parent_task_id"] == wanted]
+    return rows, {"assignee_id", "project_id", "parent_task_id"}
 
 
 def _cloudflare() -> Response:
@@ -682,43 +681,6 @@ def _oauth_error(status: int, code: str, message: str) -> Response:
     # client libraries, as RFC 6749 "error"/"error_description"
     return Response(status, _json({"success": False, "error": code,
                                    "error_description": message, "message": message}))
-
-
-def _check_cursor(c: dict, sort_by: str, direction: str) -> None:
-    if c["field"] != sort_by or c["sortDirection"] != direction:
-        msg = "Validation failed: cursor: Cursor does not match sort_by/sort_direction"
-        raise ApiError(400, msg)
-
-
-def _id_list(name: str, raw: list[str]) -> set[int]:
-    if not raw:
-        raise ApiError(400, f"Validation failed: {name}: Required")
-    if len(raw) > 100:
-        raise ApiError(400, f"Validation failed: {name}: Array must contain at most 100 element(s)")
-    return {int(x) for x in raw if x.strip().isdigit()}
-
-
-def _v1_sort(rows: list[dict], sort: str | None, default: list[tuple[str, bool]]) -> list[dict]:
-    """Sort by ``"field ASC, other DESC"`` (or the default); ties always end in id order."""
-    clauses = default
-    if sort:
-        clauses = []
-        for part in sort.split(","):
-            bits = part.split()
-            if not bits:
-                continue
-            if len(bits) > 2 or (len(bits) == 2 and bits[1].upper() not in ("ASC", "DESC")):
-                raise ApiError(400, f"Invalid sort clause '{part.strip()}'")
-            clauses.append((bits[0], len(bits) == 2 and bits[1].upper() == "DESC"))
-    sample = rows[0] if rows else {}
-    for name, _ in clauses:
-        if rows and (name not in sample or isinstance(sample.get(name), (dict, list))):
-            raise ApiError(400, f"Invalid sort field '{name}'")
-    # without a sort the list keeps its natural (creation) order; with one, ties go by id
-    out = sorted(rows, key=lambda r: r["id"]) if clauses else list(rows)
-    for name, desc in reversed(clauses):  # stable multi-pass sort, least significant key first
-        out.sort(key=lambda r, n=name: _sort_key(r.get(n)), reverse=desc)
-    return out
 
 
 class _Server(ThreadingHTTPServer):
@@ -756,6 +718,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; every response carries Content-Length
+    # headers and body go out in two writes: without TCP_NODELAY the body waits for the
+    # client's delayed ACK (~40 ms a request on keep-alive connections)
+    disable_nagle_algorithm = True
     server_version = "FakePipedrive/1.0"
 
     def version_string(self) -> str:

@@ -7,6 +7,7 @@ parameters and token costs cannot drift apart. Nothing here is hand-typed except
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 OPENAPI_JSON = Path(__file__).resolve().parents[2] / "tap_pipedrive" / "openapi.json"
@@ -38,11 +39,56 @@ REAL_NULLS: dict[str, frozenset[str]] = {
     }),
     "v1 /callLogs": frozenset({"activity_id", "deal_id", "lead_id", "person_id", "org_id", "note"}),
 }
+# the spec: "An array of pipeline IDs or `null` for all pipelines" (and activity types alike);
+# a mail party whose address is no person's (the user's own, say) links to no person
+REAL_NULLS.update({
+    "v1 /goals/find": frozenset({"goals.type.params.pipeline_id",
+                                 "goals.type.params.activity_type_id",
+                                 "goals.duration.end"}),  # '"end" can be set to null'
+
+    "v1 /mailbox/mailThreads": frozenset({"parties.from.linked_person_id",
+                                          "parties.to.linked_person_id",
+                                          "drafts_parties.linked_person_id"}),
+    "v1 /mailbox/mailThreads/{id}/mailMessages": frozenset({
+        f"{k}.linked_person_id" for k in ("from", "to", "cc", "bcc")}),
+})
+# a single GET answers the record its list shows
+REAL_NULLS.update({f"{k}/{{id}}": REAL_NULLS[k] for k in (
+    "v2 /deals", "v2 /persons", "v2 /activities", "v1 /notes", "v1 /files")})
+
+
+# "v2 /deals/{id}" -> a pattern for "v2 /deals/123"; exact keys are matched before these
+_TEMPLATES = [
+    (key, re.compile("^" + re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(key)) + "$"))
+    for key in ENDPOINTS if "{" in key
+]
+
+
+def resolve(key: str | None) -> tuple[str | None, dict[str, str]]:
+    """The endpoint key a concrete ``"v2 /deals/123"`` calls, and its path parameters."""
+    if key is None or key in ENDPOINTS:
+        return key, {}
+    for template, pattern in _TEMPLATES:
+        m = pattern.match(key)
+        if m:
+            return template, m.groupdict()
+    return key, {}
 
 
 def props(key: str) -> dict[str, dict]:
     """The properties of one endpoint's item schema."""
     return ENDPOINTS[key]["item"].get("properties", {})
+
+
+def example(key: str) -> dict:
+    """The spec's example item of an endpoint (``{}`` when the spec has none)."""
+    return ENDPOINTS[key].get("example") or {}
+
+
+def example_only(key: str) -> dict:
+    """Keys the example shows but the item schema omits, with the example's values."""
+    declared = props(key)
+    return {k: v for k, v in example(key).items() if k not in declared}
 
 
 def token_cost(key: str) -> int:

@@ -9,6 +9,7 @@ documented field present without hand-typed field lists.
 from __future__ import annotations
 
 import calendar
+import copy
 import random
 import time
 import unicodedata
@@ -99,6 +100,13 @@ def epoch(*ymd_hms: int) -> int:
     """UTC epoch seconds of ``epoch(year, month, day[, hour, minute, second])``."""
     parts = (*ymd_hms, 0, 0, 0)[:6]
     return calendar.timegm((*parts, 0, 0, 0))
+
+
+def epoch_of(text: str) -> int:
+    """Epoch seconds of an account timestamp in any API format (``2025-01-31T10:20:00Z``,
+    ``2025-01-31 10:20:00``, ``….000Z``) or of a date (its midnight)."""
+    return epoch(int(text[:4]), int(text[5:7]), int(text[8:10]), int(text[11:13] or 0),
+                 int(text[14:16] or 0), int(text[17:19] or 0))
 
 
 def ascii_fold(text: str) -> str:
@@ -259,6 +267,26 @@ def typed_value(  # noqa: PLR0911 - a flat type switch
     if kind == "object":
         return complete({}, schema.get("properties", {}), gen, ref, time_fmt)
     return None
+
+
+def like_example(  # noqa: PLR0911 - a flat type switch
+    gen: Gen, name: str, sample: object, ref: int, time_fmt: str = V1_TIME,
+) -> object:
+    """A value of the same type as ``sample`` (an example value for a key the schema omits)."""
+    if sample is None or isinstance(sample, (dict, list)):
+        return copy.deepcopy(sample)  # null stays null; objects keep the example's shape
+    if isinstance(sample, bool):
+        return gen.rng.random() < 0.3
+    if isinstance(sample, int):
+        return gen.rng.randint(1, 20)
+    if isinstance(sample, float):
+        return round(gen.rng.uniform(0, 1000), 2)
+    text = str(sample)
+    if len(text) == 10 and text[4] == "-" and text[7] == "-":
+        return gen.date_near(ref)
+    if text[:4].isdigit() and text[4:5] == "-" and len(text) >= 19:
+        return fmt_time(ref, time_fmt)
+    return typed_value(gen, name, {"type": "string"}, ref, time_fmt)
 
 
 def complete(record: dict, properties: dict, gen: Gen, ref: int, time_fmt: str = V1_TIME) -> dict:
