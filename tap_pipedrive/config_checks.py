@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 from tap_pipedrive.settings import SCHEME_FIELDS, AuthScheme, normalize_domain
 
 #: Number settings: environment variables give them as strings, which the SDK leaves as is.
-_NUMBER_FIELDS = ("request_timeout", "retry_initial_delay")
+_NUMBER_FIELDS = ("request_timeout", "retry_initial_delay", "detect_deletes_every_hours")
 _STRING_FIELDS = (
     "connection_name",
     "company_domain",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 
@@ -25,6 +25,8 @@ class RunReport:
     stats: defaultdict[str, StreamStats] = field(default_factory=lambda: defaultdict(StreamStats))
     #: stream → why it was skipped
     skipped: dict[str, str] = field(default_factory=dict)
+    #: stream → how many records vanished from its list without being deleted (hidden)
+    hidden: Counter[str] = field(default_factory=Counter)
     #: custom-field codes already warned about (one warning per field per run)
     warned_fields: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
@@ -45,9 +47,10 @@ class RunReport:
                 totals[3] + s.retries,
             ]
             skipped = f" (skipped: {self.skipped[name]})" if name in self.skipped else ""
+            hidden = f", {self.hidden[name]} hidden (not deleted)" if self.hidden[name] else ""
             lines.append(
                 f"  {name}: {s.records} records, {s.requests} requests, {s.tokens} tokens, "
-                f"{s.retries} retries, {s.seconds:.1f}s{skipped}"
+                f"{s.retries} retries, {s.seconds:.1f}s{hidden}{skipped}"
             )
         head = (
             f"Run summary: {totals[0]} records, {totals[1]} requests, {totals[2]} API tokens, "

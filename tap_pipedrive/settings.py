@@ -167,6 +167,24 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         "more of the company's daily API token budget than this.",
     ),
     th.Property(
+        "detect_deletes",
+        th.BooleanType,
+        default=True,
+        title="Detect deletes",
+        description="Find the persons, organizations, activities, products, notes and files "
+        "deleted in Pipedrive (which its lists do not show) and the deal products removed "
+        "from deals, and emit each once with `_sdc_deleted_at` (see detect_deletes_every_hours).",
+    ),
+    th.Property(
+        "detect_deletes_every_hours",
+        th.NumberType(minimum=0),
+        default=24,
+        title="Detect deletes every … hours",
+        description="How often to list the ids of those entities to find the deleted ones "
+        "(each pass costs one list request per 500 records); 0 = every run. Rows missing from "
+        "a full-table stream's latest read are flagged on every run (no extra cost).",
+    ),
+    th.Property(
         "custom_fields_mode",
         th.StringType,
         allowed_values=[m.value for m in CustomFieldsMode],
@@ -224,6 +242,8 @@ class Settings:
     max_retries: int
     retry_initial_delay: float
     max_tokens_per_run: int | None
+    detect_deletes: bool
+    detect_deletes_every_hours: float
     custom_fields_mode: CustomFieldsMode
     custom_field_names: t.Mapping[str, str]
     user_agent: str
@@ -253,6 +273,8 @@ class Settings:
             max_retries=int(get("max_retries")),
             retry_initial_delay=float(get("retry_initial_delay")),
             max_tokens_per_run=get("max_tokens_per_run"),
+            detect_deletes=bool(get("detect_deletes")),
+            detect_deletes_every_hours=float(get("detect_deletes_every_hours")),
             custom_fields_mode=CustomFieldsMode(get("custom_fields_mode")),
             custom_field_names=dict(get("custom_field_names") or {}),
             user_agent=config.get("user_agent") or DEFAULT_USER_AGENT,

@@ -22,7 +22,7 @@ from tap_pipedrive.config_checks import coerce_numbers, config_errors
 from tap_pipedrive.redaction import SecretRedactor
 from tap_pipedrive.services import Services
 from tap_pipedrive.settings import CONFIG_SCHEMA, SECRET_FIELDS, Settings
-from tap_pipedrive.streams import STREAMS, field_endpoints
+from tap_pipedrive.streams import STREAMS, field_endpoints, wire
 
 if t.TYPE_CHECKING:
     from collections.abc import Sequence
@@ -51,6 +51,7 @@ class TapPipedrive(Tap):
         self.config_paths = tuple(config_paths)
         self.redactor = SecretRedactor()
         self._services: Services | None = None
+        self._wired = False
         super().__init__(**kwargs)
 
     @override
@@ -94,6 +95,16 @@ class TapPipedrive(Tap):
         """Every stream of the registry (``streams/registry.py``)."""
         services = self.services
         return [definition.kind(self, definition, services) for definition in STREAMS]
+
+    @property
+    @override
+    def streams(self) -> dict[str, Stream]:
+        """The streams in the registry's order (live before archived), wired to each other."""
+        streams = super().streams
+        if not self._wired:
+            self._wired = True
+            wire(streams)
+        return streams
 
     # --- the command line -------------------------------------------------------------------
 

@@ -9,7 +9,7 @@
 
 from tap_pipedrive.streams.base import PipedriveStream
 from tap_pipedrive.streams.definition import Replication, StreamDef
-from tap_pipedrive.streams.registry import STREAMS, endpoints, field_endpoints, markdown_table
+from tap_pipedrive.streams.registry import STREAMS, endpoints, field_endpoints, markdown_table, wire
 
 __all__ = [
     "STREAMS",
@@ -19,4 +19,5 @@ __all__ = [
     "endpoints",
     "field_endpoints",
     "markdown_table",
+    "wire",
 ]

@@ -19,6 +19,14 @@ from typing_extensions import override
 from tap_pipedrive import custom_fields, schemas
 from tap_pipedrive.errors import StreamUnavailableError
 from tap_pipedrive.http.paging import ListRequest
+from tap_pipedrive.streams.definition import Replication
+from tap_pipedrive.streams.deletes import (
+    DELETED_AT_SCHEMA,
+    SDC_DELETED_AT,
+    DeleteDetection,
+    FullTableDeletes,
+    take_tombstone_mark,
+)
 from tap_pipedrive.timestamps import normalize_timestamp, second
 
 if t.TYPE_CHECKING:
@@ -28,10 +36,20 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_pipedrive.http.paging import Record
+    from tap_pipedrive.idset import IdSet
     from tap_pipedrive.services import Services
     from tap_pipedrive.streams.definition import StreamDef
 
 Schema = dict[str, t.Any]
+
+#: Where a field Pipedrive sends that the stream's schema does not declare arrives.
+UNLISTED = "unlisted_fields"
+UNLISTED_SCHEMA: Schema = {
+    "type": ["object", "null"],
+    "additionalProperties": True,
+    "description": "Fields Pipedrive sent that this stream's schema does not declare (yet): "
+    "name → value. Nothing Pipedrive sends is dropped.",
+}
 
 
 class PipedriveStream(Stream):
@@ -52,6 +70,18 @@ class PipedriveStream(Stream):
         self._skip_at: str | None = None
         self._skip_ids: frozenset[object] = frozenset()
         self._custom: custom_fields.ValueMapper | None = None
+        self._read_complete = False
+        self._declared: frozenset[str] = frozenset()
+        self._tombstone_next = False  # the record between post_process and its STATE is one
+        self._detection: DeleteDetection | None = None
+        self._full_table: FullTableDeletes | None = None
+        #: the id sets this stream keeps in STATE (encoded when STATE is written)
+        self.id_sets: list[IdSet] = []
+        #: the streams this one is read with (the tap wires them: see ``tap.py``)
+        self.parents: list[PipedriveStream] = []
+        #: the live stream that also gets this (archived) stream's changes (wired by the tap)
+        self.mirror: PipedriveStream | None = None
+        self._mirroring = False
 
     def build_schema(self) -> Schema:
         """The stream's JSON schema: the spec's fields, plus the account's custom fields."""
@@ -66,6 +96,8 @@ class PipedriveStream(Stream):
                 style=d.custom_fields_style,
                 pins=options.pins,
             )
+        schema["properties"][SDC_DELETED_AT] = dict(DELETED_AT_SCHEMA)
+        schema["properties"][UNLISTED] = dict(UNLISTED_SCHEMA)
         return schema
 
     @override
@@ -94,6 +126,31 @@ class PipedriveStream(Stream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[Record]:
+        """The stream's records (:meth:`read_records`), then the deletes found since."""
+        detect = self.services.settings.detect_deletes
+        state = self.get_context_state(context)
+        d = self.definition
+        self._detection = DeleteDetection(d, state, self.services) if detect and d.deletes else None
+        full = detect and d.replication is Replication.FULL_TABLE
+        self._full_table = FullTableDeletes(d, state) if full else None
+        self.id_sets = [] if self._detection is None else [self._detection.seen]
+        # Records archived since the last run go to the live stream too (not on a first read,
+        # which is every archived record, never live in the warehouse).
+        self._mirroring = bool(self.mirror and self.mirror.selected and state.get("replication_key_value"))
+        self._declared = frozenset(self.effective_schema.get("properties", {}))
+        self._read_complete = True
+        yield from self.read_records(context)
+        if not self._read_complete:
+            return  # skipped part-way: what was not read is not deleted
+        if self._detection is not None:
+            if self._detection.due:
+                yield from self._detection.find()
+            else:
+                self._detection.start_clock()
+        if self._full_table is not None:
+            yield from self._full_table.finish()
+
+    def read_records(self, context: Context | None) -> Iterable[Record]:
         """Read every page; write STATE after each page so a stopped run resumes exactly."""
         self._prepare_bookmark_filter(context)
         d = self.definition
@@ -122,26 +179,56 @@ class PipedriveStream(Stream):
 
     def skip(self, context: Context | None, exc: StreamUnavailableError) -> None:  # noqa: ARG002
         """Skip this stream (its endpoint is not available to the account) and go on."""
+        self._read_complete = False
         self.logger.warning("Skipping stream '%s': %s", self.name, exc)
         self.services.report.skip(self.name, str(exc))
 
     @override
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
-        """Normalise timestamps to RFC 3339 UTC; drop records already written at the bookmark."""
+        """Normalise timestamps to RFC 3339 UTC; drop records already written at the bookmark.
+
+        A record Pipedrive lists as deleted (``is_deleted``: deals) gets ``_sdc_deleted_at``,
+        its delete time, like the tap's records of deletes Pipedrive does not list.
+        """
+        tombstone = self._tombstone_next = take_tombstone_mark(row)
         for name in self._timestamp_fields:
             value = row.get(name)
             if value is not None:
                 row[name] = normalize_timestamp(value)
+        if row.get("is_deleted") is True and row.get(SDC_DELETED_AT) is None:
+            row[SDC_DELETED_AT] = row.get("update_time")
         if (
             self._skip_at is not None
+            and not tombstone
             and row.get(self.replication_key or "") == self._skip_at
             and row.get("id") in self._skip_ids
         ):
             return None
         if self._custom is not None:
             self._custom.apply(row)
+        if unlisted := row.keys() - self._declared:
+            self._keep_unlisted(row, unlisted)
         self.services.report.stats[self.name].records += 1
         return row
+
+    def _keep_unlisted(self, row: Record, names: set[str]) -> None:
+        """Move fields the schema does not declare into ``unlisted_fields``; warn once each."""
+        present = row.get(UNLISTED)
+        kept: dict[str, t.Any] = present if isinstance(present, dict) else {}
+        for name in sorted(names):
+            kept[name] = row.pop(name)
+            warned = f"{self.name}.{name}"
+            if warned not in self.services.report.warned_fields:
+                self.services.report.warned_fields.add(warned)
+                self.logger.warning(
+                    "Pipedrive sent the field '%s' in '%s', which the schema does not declare: "
+                    "it arrives in '%s'. Discover the catalog again to get it as a column "
+                    "if the tap declares it by now",
+                    name,
+                    self.name,
+                    UNLISTED,
+                )
+        row[UNLISTED] = kept
 
     # --- bookmarks ----------------------------------------------------------------------
 
@@ -164,8 +251,29 @@ class PipedriveStream(Stream):
         A stop (SIGTERM) asked for while the record was written happens here, once STATE
         takes the record in.
         """
-        self.record_written(latest_record, context)
+        if self._tombstone_next:
+            self.tombstone_written(latest_record)
+        else:
+            if self._detection is not None:
+                self._detection.seen.add(latest_record.get("id"))
+            if self._full_table is not None:
+                self._full_table.written(latest_record)
+            self.record_written(latest_record, context)
+            if self._mirroring and self.mirror is not None:
+                self.mirror.write_copy(latest_record)
         self.services.stop.checkpoint()
+
+    def write_copy(self, record: Record) -> None:
+        """Write ``record`` (of another stream: its archived twin) into this stream too."""
+        self._write_record_message(dict(record))
+        self.services.report.stats[self.name].records += 1
+
+    def tombstone_written(self, record: Record) -> None:
+        """A delete has been written: it is not written again (the bookmark does not move)."""
+        if self._detection is not None:
+            self._detection.seen.discard(record.get("id"))
+        if self._full_table is not None:
+            self._full_table.keys.discard(self._full_table.key(record))
 
     def record_written(self, record: Record, context: Context | None) -> None:
         """A record has been written: move the bookmark past it (subclasses may hold it)."""
@@ -196,6 +304,8 @@ class PipedriveStream(Stream):
 
     def write_state(self, *, force: bool = False) -> None:
         """Write STATE now (``force``: even if the SDK thinks nothing changed)."""
+        for ids in self.id_sets:
+            ids.flush()
         if force:
             self.state_manager.is_flushed = False
         self._write_state_message()

@@ -6,16 +6,26 @@ done, their children are read, 100 deals to a request, and only then do they lea
 child batch keeps the ids it has written in its own STATE until the batch is settled. So a
 run stopped anywhere (an error, the budget, a signal) resumes with exactly what is missing:
 no deal, and no deal's product, is written twice or skipped.
+
+A deal product can change, appear or go without its deal's ``update_time`` moving, so on the
+delete-detection cadence (``detect_deletes_every_hours``) the products of every deal are read
+again, 100 deals to a request: what changed since it was written is written again, and what
+was removed gets a tombstone. The ids and versions written are kept in STATE for that.
 """
 
 from __future__ import annotations
 
 import typing as t
+import zlib
+from datetime import datetime, timedelta, timezone
 
 from typing_extensions import override
 
+from tap_pipedrive.idset import IdSet
 from tap_pipedrive.streams.base import PipedriveStream
+from tap_pipedrive.streams.deletes import SEEN, tombstone, utc_now
 from tap_pipedrive.streams.kinds import ListStream
+from tap_pipedrive.timestamps import update_stamp
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -31,6 +41,14 @@ DEAL_IDS_PER_REQUEST = 100
 PENDING = "children_pending"
 #: A child's STATE key of the batch in progress: its parents and the records written so far.
 BATCH = "batch"
+#: A child's STATE keys for its sweeps: the versions written, and when it was last swept.
+VERSIONS, SWEPT_AT = "versions", "swept_at"
+
+
+def chunks(ids: list[int]) -> t.Iterator[list[int]]:
+    """``ids`` in batches of :data:`DEAL_IDS_PER_REQUEST`."""
+    for start in range(0, len(ids), DEAL_IDS_PER_REQUEST):
+        yield ids[start : start + DEAL_IDS_PER_REQUEST]
 
 
 class DealsStream(ListStream):
@@ -38,9 +56,21 @@ class DealsStream(ListStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[Record]:
-        """Settle what an earlier run left pending, then read the deals page by page."""
-        self.settle_page()
+        """The deals (and their children); then, when due, a sweep of the children."""
         yield from super().get_records(context)
+        for child in self.child_streams:
+            if isinstance(child, DealProductsStream) and child.parents[-1:] == [self]:
+                child.sweep_if_due()  # once every parent has read its deals
+
+    @override
+    def read_records(self, context: Context | None) -> Iterable[Record]:
+        """Settle what an earlier run left pending, then read the deals page by page."""
+        self.seen: IdSet | None = None
+        if self.services.settings.detect_deletes:  # the deals whose children a sweep reads
+            self.seen = IdSet(self.get_context_state(None), SEEN)
+            self.id_sets.append(self.seen)
+        self.settle_page()
+        yield from super().read_records(context)
 
     @override
     def generate_child_contexts(self, record: Record, context: Context | None) -> Iterator[Context]:
@@ -60,6 +90,8 @@ class DealsStream(ListStream):
         self._add_pending(record)
 
     def _add_pending(self, record: Record) -> None:
+        if self.seen is not None:
+            self.seen.add(record["id"])
         if self._has_children:
             self.get_context_state(None).setdefault(PENDING, []).append(record["id"])
 
@@ -72,7 +104,7 @@ class DealsStream(ListStream):
         """Read the children of the pending deals, batch by batch, and let each batch go."""
         state = self.get_context_state(None)
         while pending := state.get(PENDING):
-            batch = pending[:DEAL_IDS_PER_REQUEST]
+            batch = next(chunks(pending))
             self.sync_children({"deal_ids": batch})
             # One step, so that no stop falls between: the batch leaves the deals' pending
             # list and each child's record of what it wrote for the batch.
@@ -97,25 +129,98 @@ class DealProductsStream(PipedriveStream):
         return params
 
     @override
-    def get_records(self, context: Context | None) -> Iterable[Record]:
-        """The batch's products, less those an interrupted run already wrote for it."""
-        deal_ids = list((context or {})["deal_ids"])
+    def read_records(self, context: Context | None) -> Iterable[Record]:
+        """The batch's products, less those an interrupted run already wrote for it.
+
+        In a sweep: the products not written in this version yet; at its end, the tombstones
+        of the products no deal has any more.
+        """
+        context = context or {}
         state = self.get_context_state(None)
+        self._track(state)
+        if context.get("sweep_done"):
+            yield from self._removed()
+            return
+        sweep = bool(context.get("sweep"))
+        deal_ids = list(context["deal_ids"])
         batch = state.get(BATCH)
-        if not batch or batch.get("deal_ids") != deal_ids:
+        if not sweep and (not batch or batch.get("deal_ids") != deal_ids):
             batch = state[BATCH] = {"deal_ids": deal_ids, "written": []}
-        written = set(batch["written"])
-        for record in super().get_records(context):
-            if record.get("id") not in written:
-                yield record
+        written = set(batch["written"]) if batch and not sweep else set()
+        for record in super().read_records(context):
+            rid, version = record.get("id"), _version(record)
+            if sweep:
+                self._swept.add(rid)
+                self._swept_versions.add(version)
+                if self.versions is not None and version in self.versions:
+                    continue  # unchanged since it was written
+            elif rid in written:
+                continue
+            yield record
+
+    def _track(self, state: dict[str, t.Any]) -> None:
+        if not self.services.settings.detect_deletes:
+            self.seen = self.versions = None
+            return
+        self.seen, self.versions = IdSet(state, SEEN), IdSet(state, VERSIONS)
+        self.id_sets = [self.seen, self.versions]
 
     @override
     def record_written(self, record: Record, context: Context | None) -> None:
         """Note the product as written for its batch (the batch settles with its deals)."""
-        self.get_context_state(None)[BATCH]["written"].append(record.get("id"))
+        batch = self.get_context_state(None).get(BATCH)
+        if batch is not None and not (context or {}).get("sweep"):
+            batch["written"].append(record.get("id"))
+        if self.seen is not None and self.versions is not None:
+            self.seen.add(record.get("id"))
+            self.versions.add(_version(record))
+
+    @override
+    def tombstone_written(self, record: Record) -> None:
+        """A removed product is written once."""
+        if self.seen is not None:
+            self.seen.discard(record.get("id"))
+
+    def sweep_if_due(self) -> None:
+        """Read every deal's products again if the last sweep is older than the cadence."""
+        if not self.selected or not self.services.settings.detect_deletes:
+            return
+        state = self.get_context_state(None)
+        last = state.get(SWEPT_AT)
+        if last is None:  # the first read was every deal's products: sweep from now on
+            state[SWEPT_AT] = utc_now()
+            self.write_state(force=True)
+            return
+        hours = self.services.settings.detect_deletes_every_hours
+        since = datetime.now(timezone.utc) - datetime.fromisoformat(last.replace("Z", "+00:00"))
+        if since < timedelta(hours=hours):
+            return
+        self._swept: set[object] = set()
+        self._swept_versions: set[object] = set()
+        parents = [p for p in self.parents if isinstance(p, DealsStream) and p.seen is not None]
+        deal_ids = sorted(t.cast("set[int]", {i for p in parents if p.seen for i in p.seen.ids}))
+        for batch in chunks(deal_ids):
+            self.sync({"deal_ids": batch, "sweep": True})
+        self.sync({"deal_ids": [], "sweep_done": True})
+
+    def _removed(self) -> Iterable[Record]:
+        """The sweep is complete: a tombstone for each product no deal has any more."""
+        if self.seen is None or self.versions is None:
+            return
+        for rid in sorted(self.seen.ids - self._swept, key=str):
+            yield tombstone(self.definition, rid)
+        self.versions.replace(self._swept_versions)
+        state = self.get_context_state(None)
+        state[SWEPT_AT] = utc_now()
+        self.write_state(force=True)
 
     @override
     def skip(self, context: Context | None, exc: StreamUnavailableError) -> None:
         """A batch whose deals are gone (404/410) is skipped; the next batches go on."""
         count = len((context or {}).get("deal_ids", ()))
         self.logger.warning("Skipping the products of %d deals: %s", count, exc)
+
+
+def _version(record: Record) -> int:
+    """A product's id and ``update_time`` as one number (what a sweep compares)."""
+    return zlib.crc32(f"{record.get('id')}|{update_stamp(record)}".encode())

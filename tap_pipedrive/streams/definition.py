@@ -34,6 +34,22 @@ ALL_INCLUDE_FIELDS = ("*",)
 
 
 @dataclass(frozen=True)
+class Deletes:
+    """How the deletes of a stream whose list does not show them are found.
+
+    Every ``detect_deletes_every_hours`` the stream's ids are listed; an id written before
+    and no longer listed is a candidate, confirmed by ``confirm``, the single GET that still
+    answers a deleted record for 30 days (a 404 there means hidden from the token's user,
+    not deleted). ``confirm=None``: the API answers a deleted record nowhere (v1 notes), so a
+    vanished record is a delete.
+    """
+
+    confirm: str | None = None
+    #: the field that marks a deleted record: ``is_deleted`` (v2), ``active_flag`` (v1, false)
+    flag: str = "is_deleted"
+
+
+@dataclass(frozen=True)
 class StreamDef:
     """A stream: its name, endpoint, paging, keys, replication, custom fields and reader."""
 
@@ -55,6 +71,10 @@ class StreamDef:
     custom_fields_style: Style = "v2"
     #: for ``*_fields`` streams: the entity whose field definitions they emit
     fields_of: str | None = None
+    #: how its deletes are found, for a stream whose list does not show them
+    deletes: Deletes | None = None
+    #: for an archived stream: the live stream that gets its changes too (``is_archived``)
+    mirror_to: str | None = None
     page_size: int = 500
     #: one line for the README's streams table
     doc: str = ""
@@ -99,6 +119,14 @@ class StreamDef:
         if self.include:
             params["include_fields"] = ",".join(self.include)
         return params
+
+    @property
+    def deleted_flag(self) -> str | None:
+        """The field that marks a deleted record, if the records have one."""
+        if self.deletes is not None:
+            return self.deletes.flag
+        props = schemas.endpoint(self.version, self.endpoint)["item"].get("properties", {})
+        return next((f for f in ("is_deleted", "active_flag") if f in props), None)
 
     @property
     def token_cost(self) -> int:

@@ -38,7 +38,7 @@ class FieldsStream(PipedriveStream):
         return schema
 
     @override
-    def get_records(self, context: Context | None) -> Iterable[Record]:
+    def read_records(self, context: Context | None) -> Iterable[Record]:
         """The run's cached field definitions."""
         yield from self.services.fields.definitions(self.definition.fields_of or "")
 
@@ -58,14 +58,14 @@ class NewestFirstStream(PipedriveStream):
     """
 
     @override
-    def get_records(self, context: Context | None) -> Iterable[Record]:
+    def read_records(self, context: Context | None) -> Iterable[Record]:
         """Read pages newest first until the records are older than the bookmark."""
         state = self.get_context_state(context)
         windows: list[Window] = state.setdefault("read", [])
         self._active: Window | None = None
         start = self.get_starting_timestamp(context)
         floor = second(start) if start is not None else None
-        for record in super().get_records(context):
+        for record in super().read_records(context):
             stamp = str(update_stamp(record))
             if floor is not None and stamp < floor:
                 break  # everything after this is older still

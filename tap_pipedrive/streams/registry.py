@@ -12,12 +12,15 @@ import typing as t
 
 from tap_pipedrive.http.paging import PagingKind
 from tap_pipedrive.services import FieldEndpoint
+from tap_pipedrive.streams.base import PipedriveStream
 from tap_pipedrive.streams.deals import DealProductsStream, DealsStream
-from tap_pipedrive.streams.definition import ALL_INCLUDE_FIELDS, Replication, StreamDef
+from tap_pipedrive.streams.definition import ALL_INCLUDE_FIELDS, Deletes, Replication, StreamDef
 from tap_pipedrive.streams.kinds import FieldsStream, ListStream, NewestFirstStream
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
+
+    from singer_sdk.streams import Stream
 
 CURSOR, OFFSET, TIME, NONE = PagingKind.CURSOR, PagingKind.OFFSET, PagingKind.TIME, PagingKind.NONE
 INCREMENTAL, NEWEST_FIRST = Replication.INCREMENTAL, Replication.NEWEST_FIRST
@@ -46,7 +49,7 @@ STREAMS: tuple[StreamDef, ...] = (
     ),
     StreamDef(
         "archived_deals", DealsStream, "v2", "/deals/archived", CURSOR, INCREMENTAL,
-        params=DEALS_STATUSES, include_fields=ALL_INCLUDE_FIELDS, custom_fields="deal",
+        params=DEALS_STATUSES, include_fields=ALL_INCLUDE_FIELDS, custom_fields="deal", mirror_to="deals",
         doc="Archived deals, which Pipedrive lists only on their own endpoint",
     ),
     StreamDef(
@@ -55,19 +58,22 @@ STREAMS: tuple[StreamDef, ...] = (
     ),
     StreamDef(
         "persons", ListStream, "v2", "/persons", CURSOR, INCREMENTAL,
-        include_fields=ALL_INCLUDE_FIELDS, custom_fields="person", doc="Persons (contacts)",
+        include_fields=ALL_INCLUDE_FIELDS, custom_fields="person", deletes=Deletes("/persons/{id}"),
+        doc="Persons (contacts)",
     ),
     StreamDef(
         "organizations", ListStream, "v2", "/organizations", CURSOR, INCREMENTAL,
-        include_fields=ALL_INCLUDE_FIELDS, custom_fields="organization", doc="Organizations",
+        include_fields=ALL_INCLUDE_FIELDS, custom_fields="organization",
+        deletes=Deletes("/organizations/{id}"), doc="Organizations",
     ),
     StreamDef(
         "activities", ListStream, "v2", "/activities", CURSOR, INCREMENTAL,
-        include_fields=("attendees",), custom_fields="activity", doc="Activities, with their attendees",
+        include_fields=("attendees",), custom_fields="activity", deletes=Deletes("/activities/{id}"),
+        doc="Activities, with their attendees",
     ),
     StreamDef(
         "products", ListStream, "v2", "/products", CURSOR, INCREMENTAL,
-        custom_fields="product", doc="Products",
+        custom_fields="product", deletes=Deletes("/products/{id}"), doc="Products",
     ),
     StreamDef("pipelines", ListStream, "v2", "/pipelines", CURSOR, doc="Pipelines (no time filter)"),
     StreamDef("stages", ListStream, "v2", "/stages", CURSOR, doc="Pipeline stages (no time filter)"),
@@ -78,7 +84,7 @@ STREAMS: tuple[StreamDef, ...] = (
     _fields("activity", "/activityFields"),
     StreamDef(
         "notes", ListStream, "v1", "/notes", TIME, INCREMENTAL,
-        custom_fields="note", custom_fields_style="v1",
+        custom_fields="note", custom_fields_style="v1", deletes=Deletes(None, "active_flag"),
         doc="Notes on deals, persons, organizations, leads and projects",
     ),
     StreamDef(
@@ -88,11 +94,12 @@ STREAMS: tuple[StreamDef, ...] = (
     ),
     StreamDef(
         "archived_leads", NewestFirstStream, "v1", "/leads/archived", OFFSET, NEWEST_FIRST,
-        custom_fields="deal", custom_fields_style="v1",
+        custom_fields="deal", custom_fields_style="v1", mirror_to="leads",
         doc="Archived leads (no time filter on this endpoint)",
     ),
     StreamDef(
         "files", NewestFirstStream, "v1", "/files", OFFSET, NEWEST_FIRST, page_size=100,
+        deletes=Deletes("/files/{id}", "active_flag"),
         doc="Files attached to deals, persons, organizations, activities and more",
     ),
     StreamDef("call_logs", ListStream, "v1", "/callLogs", OFFSET, page_size=50, doc="Call logs"),
@@ -144,6 +151,26 @@ OTHER_ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("v1", "/mailbox/mailThreads"),
     ("v1", "/mailbox/mailThreads/{id}/mailMessages"),
 )
+
+
+def wire(streams: dict[str, Stream]) -> None:
+    """Put ``streams`` (the SDK's dict, in place) in registry order and connect them.
+
+    Live streams sync before their archived twins (which write their changes into them), and
+    each child stream learns its parents (the SDK only tells parents their children).
+    """
+    order = {d.name: i for i, d in enumerate(STREAMS)}
+    ordered = sorted(streams.items(), key=lambda item: order.get(item[0], len(order)))
+    streams.clear()
+    streams.update(ordered)
+    for stream in streams.values():
+        if not isinstance(stream, PipedriveStream):
+            continue
+        for child in stream.child_streams:
+            if isinstance(child, PipedriveStream):
+                child.parents.append(stream)
+        if stream.definition.mirror_to:
+            stream.mirror = t.cast("PipedriveStream", streams[stream.definition.mirror_to])
 
 
 def field_endpoints(streams: Iterable[StreamDef] = STREAMS) -> dict[str, FieldEndpoint]:

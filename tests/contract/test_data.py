@@ -461,7 +461,8 @@ def test_three_runs_with_changes_emit_exactly_the_changed_records_once(fake_fact
         server,
         run2,
         {
-            "deals": {d1, d2, n1},
+            # d3 is archived since run 1: its archived state goes to the live table too
+            "deals": {d1, d2, n1, d3},
             "archived_deals": {d3},
             "persons": {persons[2]},
             "notes": {notes[4]},
@@ -469,6 +470,7 @@ def test_three_runs_with_changes_emit_exactly_the_changed_records_once(fake_fact
         "run 2",
     )
     by_id = {r["id"]: r for r in run2.records("deals")}
+    assert by_id[d3]["is_archived"] is True
     assert by_id[d2]["is_deleted"] is True
     assert by_id[d1]["title"] == "Renamed once"
     assert by_id[d1]["is_deleted"] is False
@@ -494,7 +496,7 @@ def test_three_runs_with_changes_emit_exactly_the_changed_records_once(fake_fact
         server,
         run3,
         {
-            "deals": {d1, n1, n2},
+            "deals": {d1, n1, n2, d3, d4},  # the archived ones' changes go to the live table too
             "archived_deals": {d3, d4},
             "persons": {persons[2], persons[5]},
             "notes": {notes[4], t3},
