@@ -6,6 +6,12 @@ The exit code tells an orchestrator what happened (see the README's "Exit codes"
 
 from __future__ import annotations
 
+import difflib
+import typing as t
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
 EXIT_ERROR = 1
 EXIT_BUDGET = 3
 EXIT_SIGNAL_BASE = 128
@@ -17,6 +23,12 @@ def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
     """Fold ``text`` to a single line of at most ``limit`` characters."""
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'start_date'?)`` for the known name closest to ``word``, or ``""``."""
+    matches = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean '{matches[0]}'?)" if matches else ""
 
 
 class PipedriveError(Exception):

@@ -18,7 +18,7 @@ from typing_extensions import override
 from tap_pipedrive import __version__, connection, lifecycle
 from tap_pipedrive.auth import token_store_for
 from tap_pipedrive.cli import CliConfig
-from tap_pipedrive.config_checks import coerce_numbers, config_errors
+from tap_pipedrive.config_checks import coerce_numbers, config_errors, config_warnings, strip_settings
 from tap_pipedrive.redaction import SecretRedactor
 from tap_pipedrive.services import Services
 from tap_pipedrive.settings import CONFIG_SCHEMA, SECRET_FIELDS, Settings
@@ -55,11 +55,20 @@ class TapPipedrive(Tap):
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """Check the config with messages that name the field and never echo a secret."""
+        """Check the config with messages that name the field and never echo a secret.
+
+        Whitespace around tokens, ids and the domain is stripped first; unknown settings and a
+        start_date in the future are warned about.
+        """
         config = self._config
         self.redactor.add_source(lambda: [config.get(name) for name in SECRET_FIELDS])
         self.redactor.install(LOGGER, self.logger)
+        strip_settings(config)
         coerce_numbers(config)
+        known = self.config_jsonschema
+        self.append_builtin_config(known)
+        for warning in config_warnings(config, known["properties"]):
+            LOGGER.warning("%s", warning)
         errors = config_errors(config)
         if errors:
             if raise_errors:
