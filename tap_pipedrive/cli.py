@@ -23,6 +23,7 @@ import typing as t
 from decimal import Decimal
 from pathlib import Path
 
+import click
 from dotenv import dotenv_values
 from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.exceptions import ConfigValidationError
@@ -39,6 +40,18 @@ ENV_PREFIX = "TAP_PIPEDRIVE_"
 #: How ``ENV`` spells the boolean values it accepts (the SDK's true values, and their opposites).
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off", "")
+#: The ``--help`` of the options whose SDK wording does not say what they do here.
+HELP = {
+    "config": "A JSON config file, or ENV for TAP_PIPEDRIVE_<SETTING> variables (exported, or in "
+    "./.env; exported ones win). Repeatable: later files override earlier ones, ENV overrides files.",
+    "discover": "Print the catalog (reads the account's custom fields: needs the connection).",
+    "test": "Check the connection with one cheap request: prints 'connection available' (exit 0) or "
+    "'Connection unavailable' with the reason on stderr (exit 1). --test=schema prints the SCHEMA "
+    "messages instead (after the same check: the schemas hold the account's custom fields).",
+    "catalog": "A catalog file (as --discover prints it) that selects the streams to sync.",
+    "state": "A state file: the value of the last STATE message of an earlier run (a whole STATE "
+    "message and Meltano's {\"singer_state\": ...} are accepted too).",
+}
 
 
 @dataclasses.dataclass
@@ -197,3 +210,17 @@ def connection_label(config: CliConfig) -> str:
     if isinstance(domain, str) and domain.strip():
         return one_line(normalize_domain(domain) or domain.strip(), 60)
     return "tap-pipedrive"
+
+
+def describe_options(command: click.Command) -> click.Command:
+    """Give the options whose SDK help does not say what they do here this tap's words."""
+    command.help = (
+        "Extract Pipedrive CRM data: Singer messages on stdout, the log on stderr. See the "
+        "README for a first run against the fake Pipedrive."
+    )
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name in HELP:
+            param.help = HELP[param.name]
+            if param.name == "test":
+                param.metavar = "[=schema]"  # the value is optional: --test, or --test=schema
+    return command

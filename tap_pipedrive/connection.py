@@ -1,8 +1,9 @@
 """The connection-test contract, for ``--test`` and ``--discover``.
 
 ``--test`` prints ``connection available`` or ``Connection unavailable`` (with one reason
-line on stderr); ``--discover`` checks the connection on stderr only, so that stdout is
-nothing but the catalog.
+line on stderr); ``--test=schema`` makes the same check, then prints the SCHEMA messages
+instead of the verdict; ``--discover`` checks the connection on stderr only, so that stdout
+is nothing but the catalog.
 """
 
 from __future__ import annotations
@@ -47,8 +48,12 @@ def _checked(tap_class: type[TapPipedrive], ctx: click.Context) -> tuple[TapPipe
     return (tap if ok else None), reason, tap.settings.connection_name
 
 
-def run_test(tap_class: type[TapPipedrive], ctx: click.Context) -> t.NoReturn:
-    """``--test``: print the verdict on stdout and, when it fails, one reason line on stderr."""
+def run_test(tap_class: type[TapPipedrive], ctx: click.Context, *, schemas: bool = False) -> t.NoReturn:
+    """``--test``: print the verdict on stdout and, when it fails, one reason line on stderr.
+
+    With ``schemas`` (``--test=schema``) a passed check prints the SCHEMA messages instead of
+    the verdict: they hold the account's custom fields, so they need the connection too.
+    """
     # The test's output is its verdict (and one reason line): keep the logs quiet unless
     # the user asked for a log level. Warnings that need action (a rotated refresh token
     # that could not be saved, an unknown setting) still show; retry notes do not.
@@ -57,6 +62,15 @@ def run_test(tap_class: type[TapPipedrive], ctx: click.Context) -> t.NoReturn:
             logging.getLogger(name).setLevel(logging.WARNING)
         logging.getLogger("tap-pipedrive.http").setLevel(logging.ERROR)
     tap, reason, label = _checked(tap_class, ctx)
+    if tap is not None and schemas:
+        try:
+            tap.setup_mapper()  # builds the streams: reads the custom fields
+        except PipedriveError as exc:
+            reason = tap.redactor.redact(str(exc))
+            tap = None
+        else:
+            tap.write_schemas()
+            ctx.exit(0)
     if tap is not None:
         click.echo("connection available")
         ctx.exit(0)

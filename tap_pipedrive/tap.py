@@ -15,7 +15,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
-from tap_pipedrive import __version__, connection, lifecycle
+from tap_pipedrive import __version__, cli, connection, lifecycle
 from tap_pipedrive.auth import token_store_for
 from tap_pipedrive.cli import CliConfig
 from tap_pipedrive.config_checks import coerce_numbers, config_errors, config_warnings, strip_settings
@@ -109,19 +109,25 @@ class TapPipedrive(Tap):
     @override
     @classmethod
     def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> CliConfig:
-        """Read the config, keeping the file paths (a rotated refresh token is written back)."""
+        """Read the config files, keeping their paths (a rotated refresh token is written back).
+
+        What is wrong with a file is reported by the mode that runs (``--test`` still answers).
+        """
         return CliConfig.from_paths(value)
 
     @override
     @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command line, with help texts that say what the options do here."""
+        return cli.describe_options(super().get_singer_command())
+
+    @override
+    @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
-        """``--test``: ``connection available`` or ``Connection unavailable``."""
+        """``--test``: ``connection available`` or ``Connection unavailable``; ``=schema``: the schemas."""
         if value == CliTestOptionValue.Disabled.value:
             return
-        if value == CliTestOptionValue.Schema.value:
-            super().cb_test(ctx, param, value)
-            return
-        connection.run_test(cls, ctx)
+        connection.run_test(cls, ctx, schemas=value == CliTestOptionValue.Schema.value)
 
     @override
     @classmethod

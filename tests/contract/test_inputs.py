@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -369,6 +370,40 @@ def test_a_start_date_in_the_future_is_warned_about(fake, tmp_path):
     assert run.stdout == "connection available\n"
     warning = "config: 'start_date' 2099-01-01 is in the future: no record is that new yet"
     assert log(run, "WARNING") == [warning]
+
+
+# --- 8: --test=schema ---------------------------------------------------------------------------
+
+
+def test_test_schema_against_an_unreachable_host_fails_in_one_line_quickly(tmp_path):
+    config = {"company_domain": "demo", "api_token": CANARY_API_TOKEN, "api_url": "http://127.0.0.1:9"}
+    started = time.monotonic()
+    run = run_tap("--test=schema", config=config, tmp_path=tmp_path, timeout=60)
+
+    assert time.monotonic() - started < 8  # one retry at most, not max_retries with backoff
+    assert ending_line(run, "test") == "demo: cannot reach 127.0.0.1:9 (connection refused or DNS failure)"
+
+
+def test_test_schema_with_a_rejected_token_fails_in_one_line(fake, tmp_path):
+    run = run_tap("--test=schema", config=basic_config(fake, api_token="wrong-token-3a9"), tmp_path=tmp_path,
+                  timeout=60)
+
+    assert ending_line(run, "test") == "demo: Pipedrive rejected the API token (401)"
+    assert "wrong-token-3a9" not in run.stderr + run.stdout
+
+
+# --- 9: --help ----------------------------------------------------------------------------------
+
+
+def test_help_says_what_test_does_here(tmp_path):
+    run = run_tap("--help", tmp_path=tmp_path, timeout=60)
+
+    assert run.returncode == 0
+    text = " ".join(run.stdout.split())
+    assert "sync a single record" not in text
+    assert "--test [=schema] Check the connection with one cheap request" in text
+    assert "prints 'connection available' (exit 0) or 'Connection unavailable'" in text
+    assert "exported ones win" in text  # --config ENV and the .env
 
 
 # --- 10: a .env never overrides what the user exported -----------------------------------------
