@@ -2,17 +2,23 @@
 
 jsonschema alone would do the type checks, but its messages print the failing value (a
 secret, for ``api_token``) and say nothing of the auth scheme; :func:`config_errors` runs
-before it.
+before it. :func:`strip_settings` runs before both (a token pasted with its line break works),
+and :func:`config_warnings` names what is probably a mistake but does not stop a run.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import typing as t
-from datetime import datetime
+from datetime import datetime, timezone
 from urllib.parse import urlparse
 
+from tap_pipedrive.errors import did_you_mean, one_line
 from tap_pipedrive.settings import SCHEME_FIELDS, AuthScheme, normalize_domain
+
+if t.TYPE_CHECKING:
+    from collections.abc import Collection
 
 #: Number settings: environment variables give them as strings, which the SDK leaves as is.
 _NUMBER_FIELDS = ("request_timeout", "retry_initial_delay", "detect_deletes_every_hours")
@@ -28,6 +34,13 @@ _STRING_FIELDS = (
     "oauth_token_url",
     "user_agent",
 )
+#: String settings whose surrounding whitespace can only be an accident of copying (a token
+#: pasted with its line break, ``"Basic "``): :func:`strip_settings` removes it.
+_STRIPPED_FIELDS = (*_STRING_FIELDS, "auth_scheme", "custom_fields_mode")
+#: Credentials: whitespace *inside* one cannot be meant either, and would break the header.
+_CREDENTIAL_FIELDS = ("api_token", "client_id", "client_secret", "refresh_token")
+_INNER_SPACE = re.compile(r"\s")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def is_loopback(host: str | None) -> bool:
@@ -60,6 +73,14 @@ def parse_start_date(value: str) -> datetime | None:
         return datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
+
+
+def strip_settings(config: dict[str, t.Any]) -> None:
+    """Strip the whitespace around every string setting where it cannot be meant (in place)."""
+    for name in _STRIPPED_FIELDS:
+        value = config.get(name)
+        if isinstance(value, str):
+            config[name] = value.strip()
 
 
 def coerce_numbers(config: dict[str, t.Any]) -> None:
@@ -108,6 +129,18 @@ def _pin_errors(pins: object) -> list[str]:
     return []
 
 
+def _inner_space_errors(config: t.Mapping[str, t.Any]) -> list[str]:
+    errors = [
+        f"config: '{name}' has a space or line break inside; check how it was pasted"
+        for name in _CREDENTIAL_FIELDS
+        if isinstance(config.get(name), str) and _INNER_SPACE.search(config[name])
+    ]
+    agent = config.get("user_agent")
+    if isinstance(agent, str) and _CONTROL.search(agent):
+        errors.append("config: 'user_agent' must be one line of text")
+    return errors
+
+
 def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     """Every problem with ``config``, one message each, naming the field (never its value)."""
     errors = [
@@ -116,6 +149,7 @@ def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
         if config.get(name) is not None and not isinstance(config[name], str)
     ]
     errors += _scheme_errors(config)
+    errors += _inner_space_errors(config)
     errors += _domain_errors(config.get("company_domain"))
     for name in ("api_url", "oauth_token_url"):
         value = config.get(name)
@@ -126,3 +160,23 @@ def config_errors(config: t.Mapping[str, t.Any]) -> list[str]:
     if isinstance(start, str) and parse_start_date(start) is None:
         errors.append("config: 'start_date' must be an ISO 8601 date-time, e.g. 2024-01-01T00:00:00Z")
     return errors
+
+
+def config_warnings(
+    config: t.Mapping[str, t.Any], known: Collection[str], now: datetime | None = None
+) -> list[str]:
+    """What is probably a mistake but does not stop a run: unknown settings, a future start_date."""
+    warnings = [
+        f"config: unknown setting '{one_line(str(name), 60)}' is ignored{did_you_mean(str(name), known)}"
+        for name in config
+        if name not in known
+    ]
+    start = config.get("start_date")
+    moment = parse_start_date(start) if isinstance(start, str) else None
+    if isinstance(start, str) and moment is not None:
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        if moment > (now or datetime.now(timezone.utc)):
+            warnings.append(
+                f"config: 'start_date' {one_line(start, 40)} is in the future: no record is that new yet"
+            )
+    return warnings

@@ -1,8 +1,9 @@
 """The connection-test contract, for ``--test`` and ``--discover``.
 
 ``--test`` prints ``connection available`` or ``Connection unavailable`` (with one reason
-line on stderr); ``--discover`` checks the connection on stderr only, so that stdout is
-nothing but the catalog.
+line on stderr); ``--test=schema`` makes the same check, then prints the SCHEMA messages
+instead of the verdict; ``--discover`` checks the connection on stderr only, so that stdout
+is nothing but the catalog.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ import os
 import typing as t
 
 import click
-from singer_sdk.exceptions import ConfigValidationError
 
-from tap_pipedrive.cli import CliConfig
-from tap_pipedrive.errors import PipedriveError, one_line
-from tap_pipedrive.settings import normalize_domain
+from tap_pipedrive.cli import CliConfig, build_tap, connection_label
+from tap_pipedrive.errors import ConfigError, PipedriveError
 
 if t.TYPE_CHECKING:
     from tap_pipedrive.tap import TapPipedrive
@@ -38,50 +37,40 @@ def check_connection(tap: TapPipedrive) -> tuple[bool, str]:
     return True, ""
 
 
-def connection_label(config: CliConfig) -> str:
-    """The connection's name for a reason line, even when its config is invalid."""
-    conf = dict(config.config)
-    if config.parse_env:
-        for key in ("connection_name", "company_domain"):
-            if value := os.environ.get(f"TAP_PIPEDRIVE_{key.upper()}"):
-                conf[key] = value
-    name = conf.get("connection_name")
-    if isinstance(name, str) and name.strip():
-        return one_line(name.strip(), 60)
-    domain = conf.get("company_domain")
-    if isinstance(domain, str) and domain.strip():
-        return one_line(normalize_domain(domain) or domain.strip(), 60)
-    return "tap-pipedrive"
-
-
 def _checked(tap_class: type[TapPipedrive], ctx: click.Context) -> tuple[TapPipedrive | None, str, str]:
     """Build the tap and check its connection: ``(tap or None, reason, label)``."""
     config: CliConfig = ctx.params.get("config") or CliConfig()
     try:
-        tap = tap_class(
-            config=config.config,
-            config_paths=config.paths,
-            parse_env_config=config.parse_env,
-            validate_config=True,
-            setup_mapper=False,
-        )
-    except ConfigValidationError as exc:
-        reason = "; ".join(str(e) for e in exc.errors) or str(exc)
-        return None, reason, connection_label(config)
+        tap = build_tap(tap_class, config, setup_mapper=False)
+    except ConfigError as exc:
+        return None, str(exc), connection_label(config)
     ok, reason = check_connection(tap)
     return (tap if ok else None), reason, tap.settings.connection_name
 
 
-def run_test(tap_class: type[TapPipedrive], ctx: click.Context) -> t.NoReturn:
-    """``--test``: print the verdict on stdout and, when it fails, one reason line on stderr."""
+def run_test(tap_class: type[TapPipedrive], ctx: click.Context, *, schemas: bool = False) -> t.NoReturn:
+    """``--test``: print the verdict on stdout and, when it fails, one reason line on stderr.
+
+    With ``schemas`` (``--test=schema``) a passed check prints the SCHEMA messages instead of
+    the verdict: they hold the account's custom fields, so they need the connection too.
+    """
     # The test's output is its verdict (and one reason line): keep the logs quiet unless
     # the user asked for a log level. Warnings that need action (a rotated refresh token
-    # that could not be saved) still show; retry notes do not.
+    # that could not be saved, an unknown setting) still show; retry notes do not.
     if not (os.environ.get("TAP_PIPEDRIVE_LOGLEVEL") or os.environ.get("LOGLEVEL")):
         for name in ("", "tap-pipedrive"):
             logging.getLogger(name).setLevel(logging.WARNING)
         logging.getLogger("tap-pipedrive.http").setLevel(logging.ERROR)
     tap, reason, label = _checked(tap_class, ctx)
+    if tap is not None and schemas:
+        try:
+            tap.setup_mapper()  # builds the streams: reads the custom fields
+        except PipedriveError as exc:
+            reason = tap.redactor.redact(str(exc))
+            tap = None
+        else:
+            tap.write_schemas()
+            ctx.exit(0)
     if tap is not None:
         click.echo("connection available")
         ctx.exit(0)

@@ -6,6 +6,13 @@ The exit code tells an orchestrator what happened (see the README's "Exit codes"
 
 from __future__ import annotations
 
+import difflib
+import typing as t
+from decimal import Decimal
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
 EXIT_ERROR = 1
 EXIT_BUDGET = 3
 EXIT_SIGNAL_BASE = 128
@@ -31,6 +38,27 @@ def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'start_date'?)`` for the known name closest to ``word``, or ``""``."""
+    matches = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean '{matches[0]}'?)" if matches else ""
+
+
+def json_kind(value: object) -> str:
+    """What a JSON value is, for a message that must not show the value itself."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float, Decimal)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
 class PipedriveError(Exception):
     """A failure the tap reports in one line and exits on."""
 
@@ -42,7 +70,11 @@ class PipedriveError(Exception):
 
 
 class ConfigError(PipedriveError):
-    """The config is wrong; the message names the field."""
+    """The config is wrong; the message names the field (or the file, or the variable)."""
+
+
+class InputError(PipedriveError):
+    """A ``--state`` or ``--catalog`` file is wrong; the message names the file and what in it."""
 
 
 class AuthError(PipedriveError):

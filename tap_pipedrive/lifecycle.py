@@ -7,14 +7,12 @@ resumes without loss. Exit codes: 0 done, 1 error, 3 budget spent (resumable), 1
 
 from __future__ import annotations
 
-import json
 import sys
 import typing as t
 
-from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.singerlib import StateMessage
 
-from tap_pipedrive.cli import CliConfig
+from tap_pipedrive.cli import CliConfig, build_tap, connection_label, read_catalog, read_state
 from tap_pipedrive.errors import EXIT_SIGNAL_BASE, PipedriveError, StoppedBySignalError
 
 if t.TYPE_CHECKING:
@@ -28,28 +26,24 @@ def run(
     state: t.IO[str] | None,
     catalog: t.IO[str] | None,
 ) -> t.NoReturn:
-    """Build the tap, sync every selected stream, and end the run (see :func:`end_run`)."""
+    """Build the tap, sync every selected stream, and end the run (see :func:`end_run`).
+
+    The config, the state and the catalog are checked before the first request; what is
+    wrong with them ends the run in one line that names the file, setting or stream.
+    """
     tap_class.print_version(print_fn=tap_class.logger.info)
     config = config or CliConfig()
     tap = None
     try:
-        tap = tap_class(
-            config=config.config,
-            config_paths=config.paths,
-            state=None if state is None else json.loads(state.read()),
-            catalog=None if catalog is None else json.loads(catalog.read()),
-            parse_env_config=config.parse_env,
-            validate_config=True,
-        )
+        tap = build_tap(tap_class, config, state=read_state(state), catalog=read_catalog(catalog))
         tap.sync_all()
-    except ConfigValidationError:
-        raise  # the SDK reports each error and exits 1
     except Exception as exc:  # every failure ends in one line and an exit code
         error = exc if isinstance(exc, PipedriveError) else unexpected(exc)
         if tap is None:
-            stopped = isinstance(error, StoppedBySignalError)
-            (tap_class.logger.warning if stopped else tap_class.logger.error)("%s", error)
             tap_class.logger.debug("Traceback of the failure", exc_info=exc)
+            stopped = isinstance(error, StoppedBySignalError)
+            log = tap_class.logger.warning if stopped else tap_class.logger.error
+            log("%s: %s", connection_label(config), error)
             sys.exit(error.exit_code)
         end_run(tap, error, exc)
     end_run(tap, None)

@@ -15,10 +15,10 @@ from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
-from tap_pipedrive import __version__, connection, lifecycle
+from tap_pipedrive import __version__, cli, connection, lifecycle
 from tap_pipedrive.auth import token_store_for
 from tap_pipedrive.cli import CliConfig
-from tap_pipedrive.config_checks import coerce_numbers, config_errors
+from tap_pipedrive.config_checks import coerce_numbers, config_errors, config_warnings, strip_settings
 from tap_pipedrive.redaction import SecretRedactor
 from tap_pipedrive.services import Services
 from tap_pipedrive.settings import CONFIG_SCHEMA, SECRET_FIELDS, Settings
@@ -56,11 +56,20 @@ class TapPipedrive(Tap):
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """Check the config with messages that name the field and never echo a secret."""
+        """Check the config with messages that name the field and never echo a secret.
+
+        Whitespace around tokens, ids and the domain is stripped first; unknown settings and a
+        start_date in the future are warned about.
+        """
         config = self._config
         self.redactor.add_source(lambda: [config.get(name) for name in SECRET_FIELDS])
         self.redactor.install(LOGGER, self.logger)
+        strip_settings(config)
         coerce_numbers(config)
+        known = self.config_jsonschema
+        self.append_builtin_config(known)
+        for warning in config_warnings(config, known["properties"]):
+            LOGGER.warning("%s", warning)
         errors = config_errors(config)
         if errors:
             if raise_errors:
@@ -111,19 +120,25 @@ class TapPipedrive(Tap):
     @override
     @classmethod
     def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> CliConfig:
-        """Read the config, keeping the file paths (a rotated refresh token is written back)."""
+        """Read the config files, keeping their paths (a rotated refresh token is written back).
+
+        What is wrong with a file is reported by the mode that runs (``--test`` still answers).
+        """
         return CliConfig.from_paths(value)
 
     @override
     @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command line, with help texts that say what the options do here."""
+        return cli.describe_options(super().get_singer_command())
+
+    @override
+    @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
-        """``--test``: ``connection available`` or ``Connection unavailable``."""
+        """``--test``: ``connection available`` or ``Connection unavailable``; ``=schema``: the schemas."""
         if value == CliTestOptionValue.Disabled.value:
             return
-        if value == CliTestOptionValue.Schema.value:
-            super().cb_test(ctx, param, value)
-            return
-        connection.run_test(cls, ctx)
+        connection.run_test(cls, ctx, schemas=value == CliTestOptionValue.Schema.value)
 
     @override
     @classmethod

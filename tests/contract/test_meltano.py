@@ -1,7 +1,9 @@
-"""The repo's meltano.yml: it matches the tap's settings, and `meltano run` works end to end."""
+"""The repo's meltano.yml: it matches the tap's settings and defaults, stays in the form Meltano
+writes (so `meltano config set` changes only the value's lines), and `meltano run` works end to end."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import subprocess
@@ -51,14 +53,67 @@ def test_meltano_yml_declares_every_setting_of_the_tap_with_its_kind() -> None:
             assert setting["kind"] == "date_iso8601"
         else:
             assert setting.get("kind") == KIND_OF_TYPE.get(types[0]), name
+        # Meltano shows (and passes) the tap's own defaults, not None
+        assert setting.get("value") == prop.get("default"), name
 
 
-@pytest.mark.meltano
-@pytest.mark.skipif(
+needs_meltano = pytest.mark.skipif(
     not MELTANO,
     reason="TAP_PIPEDRIVE_MELTANO (path of a meltano 4.4.1 executable) is unset; "
     "`python3 scripts/dev.py test` installs Meltano and sets it",
 )
+
+
+def _clean_env() -> dict[str, str]:
+    """Nothing of the caller's Meltano/tap settings leaks in; no telemetry leaves the machine."""
+    prefixes = ("MELTANO_", "TAP_PIPEDRIVE_", "TARGET_JSONL_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    return env
+
+
+def _meltano(
+    project: Path, *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess:
+    assert MELTANO
+    result = subprocess.run(
+        [MELTANO, *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert result.returncode == 0, (
+        f"meltano {' '.join(args)} exited {result.returncode}:\n"
+        f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+    )
+    return result
+
+
+@pytest.mark.meltano
+@needs_meltano
+def test_meltano_config_set_changes_only_the_lines_of_the_value(tmp_path: Path) -> None:
+    original = (ROOT / "meltano.yml").read_text(encoding="utf-8")
+    (tmp_path / "meltano.yml").write_text(original, encoding="utf-8")
+    env = _clean_env()
+
+    _meltano(tmp_path, "config", "set", "tap-pipedrive", "company_domain", "acme", env=env)
+    written = (tmp_path / "meltano.yml").read_text(encoding="utf-8")
+    diff = difflib.unified_diff(original.splitlines(), written.splitlines(), lineterm="", n=0)
+    changed = [line for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert changed == ["+    config:", "+      company_domain: acme"]
+
+    _meltano(tmp_path, "config", "unset", "tap-pipedrive", "company_domain", env=env)
+    assert (tmp_path / "meltano.yml").read_text(encoding="utf-8") == original
+
+    # a secret goes to .env, and this file stays as it is
+    _meltano(tmp_path, "config", "set", "tap-pipedrive", "api_token", FAKE_TOKEN, env=env)
+    assert (tmp_path / "meltano.yml").read_text(encoding="utf-8") == original
+    assert f"TAP_PIPEDRIVE_API_TOKEN='{FAKE_TOKEN}'" in (tmp_path / ".env").read_text(encoding="utf-8")
+
+    listing = _meltano(tmp_path, "config", "list", "--all", "tap-pipedrive", env=env).stdout
+    assert "request_timeout [env: TAP_PIPEDRIVE_REQUEST_TIMEOUT] current value: 300 (default)" in listing
+    assert "[env: TAP_PIPEDRIVE_AUTH_SCHEME] current value: 'Basic' (default)" in listing
+
+
+@pytest.mark.meltano
+@needs_meltano
 def test_meltano_run_lands_the_accounts_deals_and_users_in_jsonl(tmp_path: Path) -> None:
     from tests.fake_pipedrive import FakePipedrive  # noqa: PLC0415 - may not exist when skipped
 
@@ -67,22 +122,10 @@ def test_meltano_run_lands_the_accounts_deals_and_users_in_jsonl(tmp_path: Path)
     config = _meltano_yml()
     _extractor(config)["pip_url"] = f"-e {ROOT}"
     (project / "meltano.yml").write_text(yaml.safe_dump(config, sort_keys=False), "utf-8")
-
-    # Nothing of the caller's Meltano/tap settings leaks in; no telemetry leaves the machine.
-    base_env = {k: v for k, v in os.environ.items()
-                if not k.startswith(("MELTANO_", "TAP_PIPEDRIVE_", "TARGET_JSONL_"))}
-    base_env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+    base_env = _clean_env()
 
     def meltano(*args: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [MELTANO, *args], cwd=project, env=env, capture_output=True, text=True,
-            timeout=timeout, check=False,
-        )
-        assert result.returncode == 0, (
-            f"meltano {' '.join(args)} exited {result.returncode}:\n"
-            f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
-        )
-        return result
+        return _meltano(project, *args, env=env, timeout=timeout)
 
     meltano("install", env=base_env, timeout=1200)
 

@@ -388,12 +388,6 @@ def test_a_second_run_from_the_state_upserts_edits_adds_and_deletes(resync_name,
     assert len(flagged) >= 2  # the account's own deleted deals and the one deleted here
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the tap does not emit _sdc_deleted_at yet (another change adds it for deals Pipedrive "
-    "lists as deleted); once it does this passes, strict turns that into a failure: drop this mark",
-)
 def test_with_hard_delete_on_deals_deleted_in_pipedrive_carry_sdc_deleted_at(resync_hard):
     # target-postgres 0.8.1 keeps a row whose record carries _sdc_deleted_at, even with
     # hard_delete on, and stores the time in its _sdc_deleted_at column (checked with records

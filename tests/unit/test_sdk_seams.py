@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 
 import pytest
 from singer_sdk import Stream, Tap
+from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.plugin_base import PluginBase, _ConfigInput
 from singer_sdk.streams._state import StreamStateManager
 
@@ -43,6 +45,14 @@ def test_the_config_input_is_a_dataclass_of_config_and_parse_env():
     # cli.CliConfig extends it with the config file paths.
     assert [f.name for f in dataclasses.fields(_ConfigInput)] == ["config", "parse_env"]
     assert parameters(_ConfigInput.from_cli_args) == ["args"]
+
+
+def test_the_environment_parser_takes_a_schema_a_prefix_and_a_dotenv_path(monkeypatch):
+    # cli.environment_settings calls it one setting at a time, with os.devnull for the .env.
+    assert parameters(parse_environment_config) == ["config_schema", "prefix", "dotenv_path"]
+    monkeypatch.setenv("TAP_X_RETRIES", "3")
+    schema = {"properties": {"retries": {"type": ["integer", "null"]}}}
+    assert parse_environment_config(schema, "TAP_X_", dotenv_path=os.devnull) == {"retries": 3}
 
 
 def test_the_tap_reads_the_raw_config_where_the_sdk_keeps_it():
