@@ -27,6 +27,9 @@ OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
 Schema = dict[str, t.Any]
 
+#: Any JSON value (a schema with no type at all trips the SDK's record conformance).
+ANY_JSON: Schema = {"type": ["array", "boolean", "integer", "null", "number", "object", "string"]}
+
 _STRING = {"type": "string"}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIMESTAMP_NAMES = {"created", "modified", "last_login"}
@@ -82,7 +85,7 @@ def to_json_schema(spec: Schema, name: str = "") -> Schema:  # noqa: C901
         return _nullable(out)
     kind = spec.get("type") or ("object" if "properties" in spec else None)
     if kind is None:
-        return out  # anything goes
+        return {**out, **ANY_JSON}  # anything goes
     out["type"] = kind
     if kind == "object":
         props = spec.get("properties") or {}
@@ -112,7 +115,7 @@ def include_field_schema(name: str) -> Schema:
     return {"type": ["string", "null"]}
 
 
-def _example_spec(name: str, value: object) -> Schema:  # noqa: PLR0911 - a flat type switch
+def example_spec(name: str, value: object) -> Schema:  # noqa: PLR0911 - a flat type switch
     """A property schema, typed from the spec's example value, for a key the schema omits."""
     if isinstance(value, bool):
         return {"type": "boolean"}
@@ -140,7 +143,7 @@ def stream_schema(
     *,
     primary_keys: tuple[str, ...] = ("id",),
     include_fields: tuple[str, ...] = (),
-    extra: Schema | None = None,
+    missing: Schema | None = None,
 ) -> Schema:
     """The JSON schema of a stream reading ``GET /api/{version}{path}``.
 
@@ -153,11 +156,11 @@ def stream_schema(
     props = schema["properties"]
     for name, value in (entry.get("example") or {}).items():
         if name not in props:
-            props[name] = to_json_schema(_example_spec(name, value), name)
+            props[name] = to_json_schema(example_spec(name, value), name)
     for name in include_fields:
         props.setdefault(name, include_field_schema(name))
-    for key, value in (extra or {}).items():
-        props[key] = copy.deepcopy(value)
+    for key, value in (missing or {}).items():  # fields the tap adds where Pipedrive does not
+        props.setdefault(key, copy.deepcopy(value))
     for key in primary_keys:
         kinds = props[key]["type"]
         props[key]["type"] = [k for k in kinds if k != "null"] if isinstance(kinds, list) else kinds

@@ -10,6 +10,8 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
+from tap_pipedrive.schemas import ANY_JSON
+
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
@@ -194,7 +196,7 @@ TYPES: dict[str, FieldType] = {
 }
 
 #: json, picture, …: any JSON value, kept as it is.
-ANY_TYPE = FieldType(_fixed({}))
+ANY_TYPE = FieldType(_fixed(dict(ANY_JSON)))
 
 
 def field_type(name: str) -> FieldType:

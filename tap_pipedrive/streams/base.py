@@ -38,6 +38,7 @@ if t.TYPE_CHECKING:
     from tap_pipedrive.http.paging import Record
     from tap_pipedrive.idset import IdSet
     from tap_pipedrive.services import Services
+    from tap_pipedrive.streams.children import PerParentStream
     from tap_pipedrive.streams.definition import StreamDef
 
 Schema = dict[str, t.Any]
@@ -81,12 +82,18 @@ class PipedriveStream(Stream):
         self.parents: list[PipedriveStream] = []
         #: the live stream that also gets this (archived) stream's changes (wired by the tap)
         self.mirror: PipedriveStream | None = None
+        #: the streams read once per record of this one (wired by the tap)
+        self.per_parent_children: list[PerParentStream] = []
         self._mirroring = False
 
     def build_schema(self) -> Schema:
         """The stream's JSON schema: the spec's fields, plus the account's custom fields."""
         d = self.definition
-        schema = schemas.stream_schema(d.version, d.endpoint, primary_keys=d.keys, include_fields=d.include)
+        # a per-parent stream's rows name their parent (the tap adds it where Pipedrive does not)
+        parent = {d.parent_key: {"type": ["integer", "null"]}} if d.parent_key else {}
+        schema = schemas.stream_schema(
+            d.version, d.endpoint, primary_keys=d.keys, include_fields=d.include, missing=parent
+        )
         if d.custom_fields:
             options = self.services.custom
             custom_fields.extend_schema(
@@ -96,6 +103,11 @@ class PipedriveStream(Stream):
                 style=d.custom_fields_style,
                 pins=options.pins,
             )
+        return self._with_tap_columns(schema)
+
+    @staticmethod
+    def _with_tap_columns(schema: Schema) -> Schema:
+        """``schema`` with the columns the tap adds to every stream (deletes, unknown fields)."""
         schema["properties"][SDC_DELETED_AT] = dict(DELETED_AT_SCHEMA)
         schema["properties"][UNLISTED] = dict(UNLISTED_SCHEMA)
         return schema
@@ -261,6 +273,8 @@ class PipedriveStream(Stream):
             self.record_written(latest_record, context)
             if self._mirroring and self.mirror is not None:
                 self.mirror.write_copy(latest_record)
+            for child in self.per_parent_children:
+                child.enqueue(latest_record)
         self.services.stop.checkpoint()
 
     def write_copy(self, record: Record) -> None:

@@ -59,7 +59,7 @@ class DealsStream(ListStream):
         """The deals (and their children); then, when due, a sweep of the children."""
         yield from super().get_records(context)
         for child in self.child_streams:
-            if isinstance(child, DealProductsStream) and child.parents[-1:] == [self]:
+            if isinstance(child, DealChildStream) and child.parents[-1:] == [self]:
                 child.sweep_if_due()  # once every parent has read its deals
 
     @override
@@ -115,15 +115,17 @@ class DealsStream(ListStream):
         state.pop(PENDING, None)
 
 
-class DealProductsStream(PipedriveStream):
-    """Products attached to deals, read for up to 100 deals per request."""
+class DealChildStream(PipedriveStream):
+    """A list of deals' children (products, installments), read for up to 100 deals a request."""
+
+    _unavailable = False
 
     parent_stream_type = DealsStream
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one state, not one per batch
 
     @override
     def request_params(self, context: Context | None) -> dict[str, t.Any]:
-        """Ask for the products of this batch of deals."""
+        """Ask for the children of this batch of deals."""
         params = super().request_params(context)
         params["deal_ids"] = ",".join(str(i) for i in (context or {})["deal_ids"])
         return params
@@ -136,6 +138,8 @@ class DealProductsStream(PipedriveStream):
         of the products no deal has any more.
         """
         context = context or {}
+        if self._unavailable:
+            return  # not in the company's plan: skipped for the rest of the run
         state = self.get_context_state(None)
         self._track(state)
         if context.get("sweep_done"):
@@ -177,7 +181,7 @@ class DealProductsStream(PipedriveStream):
 
     @override
     def tombstone_written(self, record: Record) -> None:
-        """A removed product is written once."""
+        """A removed child is written once."""
         if self.seen is not None:
             self.seen.discard(record.get("id"))
 
@@ -216,9 +220,16 @@ class DealProductsStream(PipedriveStream):
 
     @override
     def skip(self, context: Context | None, exc: StreamUnavailableError) -> None:
-        """A batch whose deals are gone (404/410) is skipped; the next batches go on."""
+        """Skip a batch whose deals are gone (404/410), or the stream on a 402/403.
+
+        A 402/403 says the account cannot read these at all (the plan, the permissions).
+        """
+        if exc.status in (402, 403):
+            self._unavailable = True
+            super().skip(context, exc)
+            return
         count = len((context or {}).get("deal_ids", ()))
-        self.logger.warning("Skipping the products of %d deals: %s", count, exc)
+        self.logger.warning("Skipping the %s of %d deals: %s", self.name, count, exc)
 
 
 def _version(record: Record) -> int:

@@ -27,6 +27,8 @@ class Replication(str, enum.Enum):
     FULL_TABLE = "full_table"
     #: read with its parent stream's records (per batch of parents)
     WITH_PARENT = "with_parent"
+    #: read once per parent written since the last run (opt-in: a request per parent)
+    PER_PARENT = "per_parent"
 
 
 #: ``include_fields``: every optional field the endpoint offers.
@@ -75,6 +77,11 @@ class StreamDef:
     deletes: Deletes | None = None
     #: for an archived stream: the live stream that gets its changes too (``is_archived``)
     mirror_to: str | None = None
+    #: for a per-parent stream: the parent streams, the column that names the parent, and
+    #: the parent's field that must be non-zero for it to have children (a count)
+    parents: tuple[str, ...] = ()
+    parent_key: str | None = None
+    gate: str | None = None
     page_size: int = 500
     #: one line for the README's streams table
     doc: str = ""

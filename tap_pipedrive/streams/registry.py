@@ -13,7 +13,8 @@ import typing as t
 from tap_pipedrive.http.paging import PagingKind
 from tap_pipedrive.services import FieldEndpoint
 from tap_pipedrive.streams.base import PipedriveStream
-from tap_pipedrive.streams.deals import DealProductsStream, DealsStream
+from tap_pipedrive.streams.children import DealChangesStream, PerParentStream, SnapshotChildStream
+from tap_pipedrive.streams.deals import DealChildStream, DealsStream
 from tap_pipedrive.streams.definition import ALL_INCLUDE_FIELDS, Deletes, Replication, StreamDef
 from tap_pipedrive.streams.kinds import FieldsStream, ListStream, NewestFirstStream
 
@@ -24,8 +25,9 @@ if t.TYPE_CHECKING:
 
 CURSOR, OFFSET, TIME, NONE = PagingKind.CURSOR, PagingKind.OFFSET, PagingKind.TIME, PagingKind.NONE
 INCREMENTAL, NEWEST_FIRST = Replication.INCREMENTAL, Replication.NEWEST_FIRST
-FULL_TABLE, WITH_PARENT = Replication.FULL_TABLE, Replication.WITH_PARENT
+FULL_TABLE, WITH_PARENT, PER_PARENT = Replication.FULL_TABLE, Replication.WITH_PARENT, Replication.PER_PARENT
 DEALS_STATUSES = {"status": "open,won,lost,deleted"}
+DEAL_PARENTS = ("deals", "archived_deals")
 
 
 def _fields(entity: str, endpoint: str) -> StreamDef:
@@ -53,8 +55,13 @@ STREAMS: tuple[StreamDef, ...] = (
         doc="Archived deals, which Pipedrive lists only on their own endpoint",
     ),
     StreamDef(
-        "deal_products", DealProductsStream, "v2", "/deals/products", CURSOR, WITH_PARENT,
+        "deal_products", DealChildStream, "v2", "/deals/products", CURSOR, WITH_PARENT,
         doc="Products attached to deals, read for 100 deals a request with their deals",
+    ),
+    StreamDef(
+        "deal_installments", DealChildStream, "v2", "/deals/installments", CURSOR, WITH_PARENT,
+        doc="Installments (payment schedules) of deals, read like deal_products; skipped if the "
+        "plan has none",
     ),
     StreamDef(
         "persons", ListStream, "v2", "/persons", CURSOR, INCREMENTAL,
@@ -116,6 +123,28 @@ STREAMS: tuple[StreamDef, ...] = (
     StreamDef("filters", ListStream, "v1", "/filters", NONE, doc="Saved filters"),
     StreamDef("activity_types", ListStream, "v1", "/activityTypes", NONE, doc="Activity types"),
     StreamDef("currencies", ListStream, "v1", "/currencies", NONE, doc="Currencies"),
+    # Read once per parent written since the last run, after every other stream: opt-in.
+    StreamDef(
+        "deal_changes", DealChangesStream, "v1", "/deals/{id}/flow", OFFSET, PER_PARENT,
+        params={"items": "dealChange", "all_changes": "1"}, parents=DEAL_PARENTS, parent_key="deal_id",
+        doc="A deal's history (every field change, with old and new value, time, user, source): "
+        "opt-in, a request (40 tokens) per changed deal",
+    ),
+    StreamDef(
+        "deal_participants", SnapshotChildStream, "v1", "/deals/{id}/participants", OFFSET, PER_PARENT,
+        parents=DEAL_PARENTS, parent_key="deal_id", gate="participants_count",
+        doc="Persons participating in deals: opt-in, a request per changed deal with participants",
+    ),
+    StreamDef(
+        "deal_followers", SnapshotChildStream, "v2", "/deals/{id}/followers", CURSOR, PER_PARENT,
+        keys=("deal_id", "user_id"), parents=DEAL_PARENTS, parent_key="deal_id", gate="followers_count",
+        doc="Users following deals: opt-in, a request per changed deal with followers",
+    ),
+    StreamDef(
+        "product_variations", SnapshotChildStream, "v2", "/products/{id}/variations", CURSOR, PER_PARENT,
+        parents=("products",), parent_key="product_id",
+        doc="Variations of products: opt-in, a request per changed product",
+    ),
 )
 
 #: GET endpoints the tap reads besides its streams' lists.
@@ -130,11 +159,6 @@ OTHER_ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("v1", "/notes/{id}"),
     ("v1", "/files/{id}"),
     # the rest of Pipedrive
-    ("v1", "/deals/{id}/flow"),
-    ("v1", "/deals/{id}/participants"),
-    ("v2", "/deals/{id}/followers"),
-    ("v2", "/deals/installments"),
-    ("v2", "/products/{id}/variations"),
     ("v2", "/projects"),
     ("v2", "/projects/archived"),
     ("v2", "/projectFields"),
@@ -171,6 +195,9 @@ def wire(streams: dict[str, Stream]) -> None:
                 child.parents.append(stream)
         if stream.definition.mirror_to:
             stream.mirror = t.cast("PipedriveStream", streams[stream.definition.mirror_to])
+        if isinstance(stream, PerParentStream):
+            for name in stream.definition.parents:
+                t.cast("PipedriveStream", streams[name]).per_parent_children.append(stream)
 
 
 def field_endpoints(streams: Iterable[StreamDef] = STREAMS) -> dict[str, FieldEndpoint]:
@@ -190,6 +217,7 @@ _REPLICATION_TEXT = {
     NEWEST_FIRST: "`update_time`, newest first down to the bookmark",
     FULL_TABLE: "full table",
     WITH_PARENT: "with its parent stream",
+    PER_PARENT: "per parent changed since the last run (opt-in)",
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from tap_pipedrive import schemas
 from tap_pipedrive.http.paging import PagingKind
 from tap_pipedrive.streams import STREAMS, Replication, endpoints, field_endpoints, markdown_table
-from tap_pipedrive.streams.deals import DealProductsStream, DealsStream
+from tap_pipedrive.streams.deals import DealChildStream, DealsStream
 from tap_pipedrive.tap import TapPipedrive
 from tests import session
 from tests.helpers import ROOT
@@ -55,7 +55,7 @@ def test_deals_and_archived_deals_are_one_class_and_both_feed_deal_products():
     tap = TapPipedrive(config=session.config(), parse_env_config=False, setup_mapper=False)
     deals, archived, products = (tap.streams[n] for n in ("deals", "archived_deals", "deal_products"))
     assert type(deals) is type(archived) is DealsStream
-    assert isinstance(products, DealProductsStream)
+    assert isinstance(products, DealChildStream)
     assert products in deals.child_streams
     assert products in archived.child_streams
 
