@@ -33,7 +33,7 @@ ANY_JSON: Schema = {"type": ["array", "boolean", "integer", "null", "number", "o
 _STRING = {"type": "string"}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIMESTAMP_NAMES = {"created", "modified", "last_login"}
-_NOT_TIMESTAMPS = {"due_time"}  # an "HH:MM" time of day, not a point in time
+_NOT_TIMESTAMPS = {"due_time", "next_activity_time", "last_activity_time"}  # "HH:MM", a time of day
 
 
 @functools.cache
@@ -165,10 +165,3 @@ def stream_schema(
         kinds = props[key]["type"]
         props[key]["type"] = [k for k in kinds if k != "null"] if isinstance(kinds, list) else kinds
     return schema
-
-
-def timestamp_fields(schema: Schema) -> tuple[str, ...]:
-    """The top-level fields of ``schema`` that hold a date-time."""
-    return tuple(
-        name for name, spec in schema.get("properties", {}).items() if spec.get("format") == "date-time"
-    )

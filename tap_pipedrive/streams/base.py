@@ -27,6 +27,7 @@ from tap_pipedrive.streams.deletes import (
     FullTableDeletes,
     take_tombstone_mark,
 )
+from tap_pipedrive.streams.normalise import apply_plan, compile_plan
 from tap_pipedrive.timestamps import normalize_timestamp, second
 
 if t.TYPE_CHECKING:
@@ -67,7 +68,7 @@ class PipedriveStream(Stream):
         super().__init__(tap, schema=self.build_schema(), name=definition.name)
         self.primary_keys = definition.keys
         self.replication_key = definition.replication_key
-        self._timestamp_fields = schemas.timestamp_fields(self.schema)
+        self._timestamps = compile_plan(self.schema)
         self._skip_at: str | None = None
         self._skip_ids: frozenset[object] = frozenset()
         self._custom: custom_fields.ValueMapper | None = None
@@ -203,10 +204,7 @@ class PipedriveStream(Stream):
         its delete time, like the tap's records of deletes Pipedrive does not list.
         """
         tombstone = self._tombstone_next = take_tombstone_mark(row)
-        for name in self._timestamp_fields:
-            value = row.get(name)
-            if value is not None:
-                row[name] = normalize_timestamp(value)
+        apply_plan(self._timestamps, row)
         if row.get("is_deleted") is True and row.get(SDC_DELETED_AT) is None:
             row[SDC_DELETED_AT] = row.get("update_time")
         if (

@@ -47,10 +47,12 @@ _LOW_BITS = 32
 class PerParentStream(PipedriveStream):
     """A child list read once per parent written since the last run (its queue)."""
 
+    #: opt-in: not selected unless the catalog selects it (a request per parent)
+    selected_by_default = False
+
     def __init__(self, tap: Tap, definition: StreamDef, services: Services) -> None:
-        """Opt-in: not selected unless the catalog selects it."""
+        """Nothing is queued until a parent is written."""
         super().__init__(tap, definition, services)
-        self.selected_by_default = False
         self._queue: IdSet | None = None
         self._gone_parents = 0
 

@@ -250,7 +250,12 @@ def requests_to(server, pattern: str) -> list[dict]:
 
 
 def all_streams(catalog: dict) -> set[str]:
-    return {entry["tap_stream_id"] for entry in catalog["streams"]}
+    """The streams a run without a catalog syncs: all but the opt-in ones."""
+    return {
+        entry["tap_stream_id"]
+        for entry in catalog["streams"]
+        if next(m for m in entry["metadata"] if not m["breadcrumb"])["metadata"].get("selected-by-default", True)
+    }
 
 
 def test_full_sync_under_tight_burst_limit_gets_no_429(fake_factory, catalog, tmp_path):
