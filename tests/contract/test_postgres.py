@@ -442,7 +442,7 @@ def test_meltano_run_tap_pipedrive_target_postgres_lands_the_account(tmp_path, p
     project["plugins"]["loaders"] = [_loader(project, "target-postgres")]
     # The tap and target-postgres as installed for the tests (test_meltano.py installs from
     # the pip_urls; the pin is the one dev.py installs), so this run installs nothing.
-    (extractor,) = project["plugins"]["extractors"]
+    (extractor,) = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-pipedrive"]
     extractor.pop("pip_url")
     extractor["executable"] = str(Path(sys.executable).with_name("tap-pipedrive"))
     loader = project["plugins"]["loaders"][0]
