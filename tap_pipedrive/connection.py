@@ -15,7 +15,7 @@ import click
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_pipedrive.cli import CliConfig
-from tap_pipedrive.errors import PipedriveError, one_line
+from tap_pipedrive.errors import EXIT_ERROR, PipedriveError, one_line
 from tap_pipedrive.settings import normalize_domain
 
 if t.TYPE_CHECKING:
@@ -25,17 +25,23 @@ if t.TYPE_CHECKING:
 CHECK_ENDPOINT = "/users/me"
 
 
-def check_connection(tap: TapPipedrive) -> tuple[bool, str]:
-    """One cheap authenticated call; ``(True, "")`` or ``(False, reason)``."""
+def connection_error(tap: TapPipedrive) -> PipedriveError | None:
+    """One cheap authenticated call; the error it ended in, or None."""
     client = tap.services.client
     retries, client.max_retries = client.max_retries, min(client.max_retries, 1)  # answer quickly
     try:
         client.get("v1", CHECK_ENDPOINT, stream="connection test")
     except PipedriveError as exc:
-        return False, tap.redactor.redact(str(exc))
+        return exc
     finally:
         client.max_retries = retries
-    return True, ""
+    return None
+
+
+def check_connection(tap: TapPipedrive) -> tuple[bool, str]:
+    """One cheap authenticated call; ``(True, "")`` or ``(False, reason)``."""
+    error = connection_error(tap)
+    return (True, "") if error is None else (False, tap.redactor.redact(str(error)))
 
 
 def connection_label(config: CliConfig) -> str:
@@ -54,8 +60,10 @@ def connection_label(config: CliConfig) -> str:
     return "tap-pipedrive"
 
 
-def _checked(tap_class: type[TapPipedrive], ctx: click.Context) -> tuple[TapPipedrive | None, str, str]:
-    """Build the tap and check its connection: ``(tap or None, reason, label)``."""
+def _checked(
+    tap_class: type[TapPipedrive], ctx: click.Context
+) -> tuple[TapPipedrive | None, str, str, int]:
+    """Build the tap and check its connection: ``(tap or None, reason, label, exit code)``."""
     config: CliConfig = ctx.params.get("config") or CliConfig()
     try:
         tap = tap_class(
@@ -67,9 +75,11 @@ def _checked(tap_class: type[TapPipedrive], ctx: click.Context) -> tuple[TapPipe
         )
     except ConfigValidationError as exc:
         reason = "; ".join(str(e) for e in exc.errors) or str(exc)
-        return None, reason, connection_label(config)
-    ok, reason = check_connection(tap)
-    return (tap if ok else None), reason, tap.settings.connection_name
+        return None, reason, connection_label(config), EXIT_ERROR
+    error = connection_error(tap)
+    if error is None:
+        return tap, "", tap.settings.connection_name, 0
+    return None, tap.redactor.redact(str(error)), tap.settings.connection_name, error.exit_code
 
 
 def run_test(tap_class: type[TapPipedrive], ctx: click.Context) -> t.NoReturn:
@@ -81,7 +91,7 @@ def run_test(tap_class: type[TapPipedrive], ctx: click.Context) -> t.NoReturn:
         for name in ("", "tap-pipedrive"):
             logging.getLogger(name).setLevel(logging.WARNING)
         logging.getLogger("tap-pipedrive.http").setLevel(logging.ERROR)
-    tap, reason, label = _checked(tap_class, ctx)
+    tap, reason, label, _code = _checked(tap_class, ctx)
     if tap is not None:
         click.echo("connection available")
         ctx.exit(0)
@@ -91,11 +101,15 @@ def run_test(tap_class: type[TapPipedrive], ctx: click.Context) -> t.NoReturn:
 
 
 def run_discover(tap_class: type[TapPipedrive], ctx: click.Context) -> t.NoReturn:
-    """``--discover``: check the config and the connection (on stderr), print the catalog."""
-    tap, reason, label = _checked(tap_class, ctx)
+    """``--discover``: check the config and the connection (on stderr), print the catalog.
+
+    A check that finds the daily budget spent exits 3 like a sync would, so an orchestrator
+    retries the run after the reset instead of failing it.
+    """
+    tap, reason, label, code = _checked(tap_class, ctx)
     if tap is None:
         tap_class.logger.error("Connection unavailable: %s: %s", label, reason)
-        ctx.exit(1)
+        ctx.exit(code)
     tap_class.logger.info("connection available")
     try:
         tap.run_discovery()
