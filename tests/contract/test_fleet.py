@@ -34,7 +34,7 @@ import yaml
 from tap_pipedrive.streams.definition import Replication
 from tap_pipedrive.streams.registry import STREAMS
 from tests.conftest import basic_config, make_fake
-from tests.helpers import CANARY_API_TOKEN, LOOPBACK_ONLY, ROOT, assert_no_secret
+from tests.helpers import CANARY_API_TOKEN, LOOPBACK_ONLY, ROOT, assert_no_secret, unavailable
 from tests.postgres import PostgresServer, missing_requirements
 
 DAGSTER = os.environ.get("TAP_PIPEDRIVE_DAGSTER")
@@ -50,16 +50,10 @@ COMPANY_TAG = "pipedrive/company"
 IN_FLIGHT = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must have it (see scripts/dev.py)")
-    pytest.skip(reason)
-
-
 def _tool(value: str | None, variable: str) -> Path:
     if not value or not Path(value).exists():
-        _unavailable(f"{variable} ({value or 'unset'}) is no executable; "
-                     "`python3 scripts/dev.py test` installs it and sets it")
+        unavailable(f"{variable} ({value or 'unset'}) is no executable; "
+                    "`python3 scripts/dev.py test` installs it and sets it")
     return Path(str(value))
 
 
@@ -259,7 +253,7 @@ class Dagster:
 def postgres():
     reason = missing_requirements()
     if reason:
-        _unavailable(reason)
+        unavailable(reason)
     server = PostgresServer()
     try:
         server.start()
@@ -304,10 +298,15 @@ def watch(orchestrator: Dagster, recorder_log: Path, tight: Company, server, exp
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory, postgres) -> FleetRun:
-    dagster = _tool(DAGSTER, "TAP_PIPEDRIVE_DAGSTER")
-    meltano = _tool(MELTANO, "TAP_PIPEDRIVE_MELTANO")
-    target_postgres = _tool(TARGET_POSTGRES, "TAP_PIPEDRIVE_TARGET_POSTGRES")
+def tools() -> tuple[Path, Path, Path]:
+    """Dagster, Meltano and target-postgres, as scripts/dev.py installed them."""
+    return (_tool(DAGSTER, "TAP_PIPEDRIVE_DAGSTER"), _tool(MELTANO, "TAP_PIPEDRIVE_MELTANO"),
+            _tool(TARGET_POSTGRES, "TAP_PIPEDRIVE_TARGET_POSTGRES"))
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory, tools, postgres) -> FleetRun:  # tools first: skip before a server starts
+    dagster, meltano, target_postgres = tools
     folder = tmp_path_factory.mktemp("fleet")
     recorder_log = folder / "taps.jsonl"
     project_dir = folder / "project"
