@@ -2,11 +2,11 @@
 
 One Dagster daemon (``orchestrate/dagster.yaml`` as its instance) runs the project's Meltano
 jobs, one per company, against two fake Pipedrive companies whose ids overlap, into one
-throw-away PostgreSQL. The first company is launched twice with a daily token budget that
-stops its first attempt part-way (exit 3); the test gives the budget back ("midnight") only
-after a retry has found it still spent. Each company's extractor runs through a small recorder
-that notes every tap process (start, end, exit code, the ids it emitted), so the test sees
-what Pipedrive would have seen.
+throw-away PostgreSQL. The first company is launched twice with so little of today's budget
+left that its first attempt stops part-way (exit 3); the test gives it a new day's budget
+("midnight") only after a retry has found the budget still spent. Each company's extractor
+runs through a small recorder that notes every tap process (start, end, exit code, the ids it
+emitted), so the test sees what Pipedrive would have seen.
 
 Needs Dagster, Meltano and target-postgres (``scripts/dev.py`` installs them and passes their
 paths) and PostgreSQL's binaries; without them the test skips, with ``CI`` set it fails.
