@@ -15,6 +15,9 @@ What it installs, each into its own virtual environment (created when missing):
   PostgreSQL warehouse tests. It has its own venv because it brings its own SQLAlchemy,
   psycopg and singer-sdk.
 - ``.venv-tools/meltano`` (``test`` only): Meltano, for the Meltano smoke test.
+- ``.venv-tools/dagster`` (``test`` only): Dagster, from ``orchestrate/requirements.txt``, for
+  the test of the fleet example (``orchestrate/``). It has its own venv because it brings its
+  own SQLAlchemy, gRPC and pydantic; it runs Meltano from Meltano's venv.
 
 Each venv holds a stamp file with a hash of what was installed into it (for ``.venv``, the
 hash of ``pyproject.toml``); when the stamp matches, nothing is reinstalled, so a second call
@@ -55,6 +58,8 @@ TARGET_DUCKDB_CONFIG = {"add_metadata_columns": True}
 # The SDK's PostgreSQL loader (MeltanoLabs), newest release, checked with PostgreSQL 15.
 TARGET_POSTGRES = "meltanolabs-target-postgres==0.8.1"
 MELTANO = "meltano==4.4.1"
+#: The orchestrator of the fleet example, pinned there.
+ORCHESTRATE_REQUIREMENTS = ROOT / "orchestrate" / "requirements.txt"
 
 FAKE_TOKEN = "demo-token"  # noqa: S105 - the API token the fake Pipedrive accepts
 
@@ -193,6 +198,15 @@ def ensure_meltano() -> Path:
     venv = TOOLS / "meltano"
     ensure_venv(venv, [MELTANO], "")
     return exe(venv, "meltano")
+
+
+def ensure_dagster() -> Path:
+    """Dagster (orchestrate/requirements.txt) in its own venv; returns its ``dagster`` executable."""
+    venv = TOOLS / "dagster"
+    requirements = ORCHESTRATE_REQUIREMENTS.read_bytes()
+    ensure_venv(venv, ["-r", str(ORCHESTRATE_REQUIREMENTS.relative_to(ROOT))],
+                hashlib.sha256(requirements).hexdigest())
+    return exe(venv, "dagster")
 
 
 # --------------------------------------------------------------------------- demo
@@ -355,7 +369,11 @@ CHECKS = (("ruff", ["-m", "ruff", "check", "."]), ("mypy", ["-m", "mypy"]))
 
 
 def test(pytest_args: list[str]) -> int:
-    """Lint, type-check, then run pytest (tool paths in TAP_PIPEDRIVE_TARGET_DUCKDB, _POSTGRES, _MELTANO)."""
+    """Lint, type-check, then run pytest.
+
+    The tools' paths go to the tests in TAP_PIPEDRIVE_TARGET_DUCKDB, _TARGET_POSTGRES, _MELTANO
+    and _DAGSTER.
+    """
     python = ensure_project()
     for name, args in CHECKS:
         started = time.monotonic()
@@ -368,6 +386,7 @@ def test(pytest_args: list[str]) -> int:
     env["TAP_PIPEDRIVE_TARGET_DUCKDB"] = str(ensure_target_duckdb())
     env["TAP_PIPEDRIVE_TARGET_POSTGRES"] = str(ensure_target_postgres())
     env["TAP_PIPEDRIVE_MELTANO"] = str(ensure_meltano())
+    env["TAP_PIPEDRIVE_DAGSTER"] = str(ensure_dagster())
     say(f"running pytest {' '.join(pytest_args)}".rstrip())
     rc = subprocess.run(  # noqa: S603
         [str(python), "-m", "pytest", *pytest_args], cwd=ROOT, env=env, check=False

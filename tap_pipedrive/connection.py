@@ -15,7 +15,7 @@ import typing as t
 import click
 
 from tap_pipedrive.cli import CliConfig, build_tap, connection_label
-from tap_pipedrive.errors import ConfigError, PipedriveError
+from tap_pipedrive.errors import EXIT_ERROR, ConfigError, PipedriveError
 
 if t.TYPE_CHECKING:
     from tap_pipedrive.tap import TapPipedrive
@@ -24,28 +24,42 @@ if t.TYPE_CHECKING:
 CHECK_ENDPOINT = "/users/me"
 
 
-def check_connection(tap: TapPipedrive) -> tuple[bool, str]:
-    """One cheap authenticated call; ``(True, "")`` or ``(False, reason)``."""
+def connection_error(tap: TapPipedrive) -> PipedriveError | None:
+    """One cheap authenticated call; the error it ended in, or None."""
     client = tap.services.client
     retries, client.max_retries = client.max_retries, min(client.max_retries, 1)  # answer quickly
     try:
         client.get("v1", CHECK_ENDPOINT, stream="connection test")
     except PipedriveError as exc:
-        return False, tap.redactor.redact(str(exc))
+        return exc
     finally:
         client.max_retries = retries
-    return True, ""
+    return None
 
 
-def _checked(tap_class: type[TapPipedrive], ctx: click.Context) -> tuple[TapPipedrive | None, str, str]:
-    """Build the tap and check its connection: ``(tap or None, reason, label)``."""
+def check_connection(tap: TapPipedrive) -> tuple[bool, str]:
+    """One cheap authenticated call; ``(True, "")`` or ``(False, reason)``."""
+    error = connection_error(tap)
+    return (True, "") if error is None else (False, tap.redactor.redact(str(error)))
+
+
+def _checked(
+    tap_class: type[TapPipedrive], ctx: click.Context
+) -> tuple[TapPipedrive | None, str, str, int]:
+    """Build the tap and check its connection: ``(tap or None, reason, label, exit code)``.
+
+    The exit code is the error's: a spent daily budget is 3 (retry after the reset), so an
+    orchestrator does not take it for bad credentials (``--discover`` runs before each sync).
+    """
     config: CliConfig = ctx.params.get("config") or CliConfig()
     try:
         tap = build_tap(tap_class, config, setup_mapper=False)
     except ConfigError as exc:
-        return None, str(exc), connection_label(config)
-    ok, reason = check_connection(tap)
-    return (tap if ok else None), reason, tap.settings.connection_name
+        return None, str(exc), connection_label(config), EXIT_ERROR
+    error = connection_error(tap)
+    if error is None:
+        return tap, "", tap.settings.connection_name, 0
+    return None, tap.redactor.redact(str(error)), tap.settings.connection_name, error.exit_code
 
 
 def run_test(tap_class: type[TapPipedrive], ctx: click.Context, *, schemas: bool = False) -> t.NoReturn:
@@ -61,7 +75,7 @@ def run_test(tap_class: type[TapPipedrive], ctx: click.Context, *, schemas: bool
         for name in ("", "tap-pipedrive"):
             logging.getLogger(name).setLevel(logging.WARNING)
         logging.getLogger("tap-pipedrive.http").setLevel(logging.ERROR)
-    tap, reason, label = _checked(tap_class, ctx)
+    tap, reason, label, _ = _checked(tap_class, ctx)  # --test keeps its 0/1 contract
     if tap is not None and schemas:
         try:
             tap.setup_mapper()  # builds the streams: reads the custom fields
@@ -81,10 +95,10 @@ def run_test(tap_class: type[TapPipedrive], ctx: click.Context, *, schemas: bool
 
 def run_discover(tap_class: type[TapPipedrive], ctx: click.Context) -> t.NoReturn:
     """``--discover``: check the config and the connection (on stderr), print the catalog."""
-    tap, reason, label = _checked(tap_class, ctx)
+    tap, reason, label, code = _checked(tap_class, ctx)
     if tap is None:
         tap_class.logger.error("Connection unavailable: %s: %s", label, reason)
-        ctx.exit(1)
+        ctx.exit(code)
     tap_class.logger.info("connection available")
     try:
         tap.run_discovery()

@@ -12,6 +12,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,6 +70,13 @@ class Run:
     def streams_with_records(self) -> set[str]:
         """Names of the streams that emitted at least one record."""
         return {m["stream"] for m in self.messages if m.get("type") == "RECORD"}
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A tool a test needs is missing: skip on a developer machine, fail in CI (``CI`` set)."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must have it (see scripts/dev.py and the image's PostgreSQL)")
+    pytest.skip(reason)
 
 
 def assert_no_secret(*texts: str, secrets: set[str] | None = None) -> None:

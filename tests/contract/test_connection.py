@@ -313,3 +313,16 @@ def test_discover_with_a_bad_token_prints_nothing_and_exits_1(fake, tmp_path):
     assert "Traceback" not in run.stderr
     assert [(r["auth"], r["status"]) for r in api_requests(fake)] == [("header", 401)]
     assert_no_secret(run.stdout, run.stderr, secrets=secrets_of(set()))
+
+
+def test_discover_with_the_daily_budget_spent_exits_3_like_a_sync(fake, tmp_path):
+    # An orchestrator retries exit 3 after the reset; Meltano discovers before every run, so a
+    # retry that comes too early must stop with 3 again, not fail the run with 1.
+    fake.set_daily_budget(1)  # less than the check's 2 tokens
+    run = run_tap("--discover", config=basic_config(fake), tmp_path=tmp_path, timeout=60)
+
+    assert run.returncode == 3, run.stderr[-2000:]
+    assert run.stdout == ""
+    assert "Connection unavailable" in run.stderr
+    assert "daily API token budget" in run.stderr
+    assert "Traceback" not in run.stderr

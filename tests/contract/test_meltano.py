@@ -57,6 +57,51 @@ def test_meltano_yml_declares_every_setting_of_the_tap_with_its_kind() -> None:
         assert setting.get("value") == prop.get("default"), name
 
 
+def _plugin_names(project: dict) -> set[str]:
+    return {p["name"] for kind in project["plugins"].values() for p in kind}
+
+
+def _companies(project: dict) -> dict[str, dict]:
+    """The fleet's extractors: those inheriting from tap-pipedrive."""
+    return {p["name"]: p for p in project["plugins"]["extractors"]
+            if p.get("inherit_from") == "tap-pipedrive"}
+
+
+def test_every_job_runs_plugins_the_project_declares_and_every_schedule_a_job() -> None:
+    project = _meltano_yml()
+    plugins = _plugin_names(project)
+    jobs = {j["name"]: j for j in project["jobs"]}
+    assert jobs
+    for name, job in jobs.items():
+        blocks = [block for task in job["tasks"] for block in task.split()]
+        assert blocks, name
+        assert set(blocks) <= plugins, f"job {name} runs undeclared plugins {set(blocks) - plugins}"
+    for schedule in project["schedules"]:
+        assert schedule["job"] in jobs, f"schedule {schedule['name']} runs no declared job"
+        assert schedule["interval"] == "@hourly", schedule["name"]
+    assert len({s["name"] for s in project["schedules"]}) == len(project["schedules"])
+
+
+def test_each_company_has_its_own_schema_job_and_hourly_schedule() -> None:
+    project = _meltano_yml()
+    companies = _companies(project)
+    assert len(companies) >= 2  # the example shows a fleet, not one company
+    base = _extractor(project)
+    schemas = [base["load_schema"], *(c["load_schema"] for c in companies.values())]
+    assert len(set(schemas)) == len(schemas), "two extractors load into one schema"
+    domains = [c["config"]["company_domain"] for c in companies.values()]
+    assert len(set(domains)) == len(domains)
+    # target-postgres follows the extractor's load_schema, so each company gets its own.
+    (postgres,) = [p for p in project["plugins"]["loaders"] if p["name"] == "target-postgres"]
+    assert postgres["config"]["default_target_schema"] == "$MELTANO_EXTRACT__LOAD_SCHEMA"
+
+    scheduled = {s["job"] for s in project["schedules"]}
+    for name in companies:
+        (job,) = [j for j in project["jobs"] if any(t.split()[0] == name for t in j["tasks"])]
+        assert job["tasks"] == [f"{name} target-postgres"], name
+        assert job["name"] in scheduled, f"{job['name']} has no schedule"
+
+
 needs_meltano = pytest.mark.skipif(
     not MELTANO,
     reason="TAP_PIPEDRIVE_MELTANO (path of a meltano 4.4.1 executable) is unset; "

@@ -31,7 +31,7 @@ import yaml
 
 from tests.conftest import basic_config, make_fake
 from tests.fake_pipedrive.account import to_epoch
-from tests.helpers import ROOT, Pipeline, run_pipeline
+from tests.helpers import ROOT, Pipeline, run_pipeline, unavailable
 from tests.postgres import PostgresServer, missing_requirements
 
 if TYPE_CHECKING:
@@ -60,19 +60,12 @@ CORE_STREAMS = {"deals", "archived_deals", "persons", "organizations", "activiti
                 "lead_fields", "note_fields", "users"}
 
 
-def _unavailable(reason: str) -> None:
-    """Skip on a developer machine that lacks PostgreSQL/target-postgres; fail in CI."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must have it (see scripts/dev.py and the image's PostgreSQL)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def postgres():
     """One throw-away server for the session, stopped at its end whatever happened."""
     reason = missing_requirements()
     if reason:
-        _unavailable(reason)
+        unavailable(reason)
     server = PostgresServer(timezone=SERVER_TIMEZONE)
     try:
         server.start()
@@ -85,11 +78,11 @@ def postgres():
 def target_postgres() -> Path:
     """The target-postgres executable scripts/dev.py installed."""
     if not TARGET_POSTGRES:
-        _unavailable("TAP_PIPEDRIVE_TARGET_POSTGRES (path of a target-postgres executable) is unset; "
-                     "`python3 scripts/dev.py test` installs target-postgres and sets it")
+        unavailable("TAP_PIPEDRIVE_TARGET_POSTGRES (path of a target-postgres executable) is unset; "
+                    "`python3 scripts/dev.py test` installs target-postgres and sets it")
     path = Path(TARGET_POSTGRES)
     if not path.exists():
-        _unavailable(f"TAP_PIPEDRIVE_TARGET_POSTGRES={TARGET_POSTGRES} does not exist")
+        unavailable(f"TAP_PIPEDRIVE_TARGET_POSTGRES={TARGET_POSTGRES} does not exist")
     return path
 
 
@@ -428,15 +421,15 @@ def test_meltano_yml_declares_the_target_postgres_the_tests_load_with() -> None:
 @pytest.mark.meltano
 def test_meltano_run_tap_pipedrive_target_postgres_lands_the_account(tmp_path, postgres, target_postgres):
     if not MELTANO:
-        _unavailable("TAP_PIPEDRIVE_MELTANO (path of a meltano 4.4.1 executable) is unset; "
-                     "`python3 scripts/dev.py test` installs Meltano and sets it")
+        unavailable("TAP_PIPEDRIVE_MELTANO (path of a meltano 4.4.1 executable) is unset; "
+                    "`python3 scripts/dev.py test` installs Meltano and sets it")
     project_dir = tmp_path / "project"
     project_dir.mkdir()
     project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
     project["plugins"]["loaders"] = [_loader(project, "target-postgres")]
     # The tap and target-postgres as installed for the tests (test_meltano.py installs from
     # the pip_urls; the pin is the one dev.py installs), so this run installs nothing.
-    (extractor,) = project["plugins"]["extractors"]
+    (extractor,) = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-pipedrive"]
     extractor.pop("pip_url")
     extractor["executable"] = str(Path(sys.executable).with_name("tap-pipedrive"))
     loader = project["plugins"]["loaders"][0]

@@ -254,7 +254,9 @@ def all_streams(catalog: dict) -> set[str]:
     return {
         entry["tap_stream_id"]
         for entry in catalog["streams"]
-        if next(m for m in entry["metadata"] if not m["breadcrumb"])["metadata"].get("selected-by-default", True)
+        if next(m for m in entry["metadata"] if not m["breadcrumb"])["metadata"].get(
+            "selected-by-default", True
+        )
     }
 
 

@@ -1,0 +1,1 @@
+"""The fleet example: this Meltano project's jobs on Dagster (``definitions.py``)."""
