@@ -56,7 +56,9 @@ class PipedriveStream(Stream):
     def build_schema(self) -> Schema:
         """The stream's JSON schema: the spec's fields, plus the account's custom fields."""
         d = self.definition
-        schema = schemas.stream_schema(d.version, d.endpoint, primary_keys=d.keys, include_fields=d.include)
+        schema = schemas.stream_schema(
+            d.version, d.endpoint, primary_keys=d.keys, include_fields=d.include, under=d.records_under
+        )
         if d.custom_fields:
             options = self.services.custom
             custom_fields.extend_schema(
