@@ -15,14 +15,16 @@ from tap_pipedrive.services import FieldEndpoint
 from tap_pipedrive.streams.deals import DealProductsStream, DealsStream
 from tap_pipedrive.streams.definition import ALL_INCLUDE_FIELDS, Replication, StreamDef
 from tap_pipedrive.streams.kinds import FieldsStream, ListStream, NewestFirstStream
+from tap_pipedrive.streams.whole_read import WholeReadStream
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
 
 CURSOR, OFFSET, TIME, NONE = PagingKind.CURSOR, PagingKind.OFFSET, PagingKind.TIME, PagingKind.NONE
 INCREMENTAL, NEWEST_FIRST = Replication.INCREMENTAL, Replication.NEWEST_FIRST
-FULL_TABLE, WITH_PARENT = Replication.FULL_TABLE, Replication.WITH_PARENT
+FULL_TABLE, WITH_PARENT, WHOLE_READ = Replication.FULL_TABLE, Replication.WITH_PARENT, Replication.WHOLE_READ
 DEALS_STATUSES = {"status": "open,won,lost,deleted"}
+PROJECT_STATUSES = {"status": "open,completed,canceled,deleted"}
 
 
 def _fields(entity: str, endpoint: str) -> StreamDef:
@@ -109,6 +111,18 @@ STREAMS: tuple[StreamDef, ...] = (
     StreamDef("filters", ListStream, "v1", "/filters", NONE, doc="Saved filters"),
     StreamDef("activity_types", ListStream, "v1", "/activityTypes", NONE, doc="Activity types"),
     StreamDef("currencies", ListStream, "v1", "/currencies", NONE, doc="Currencies"),
+    StreamDef(
+        "projects", WholeReadStream, "v2", "/projects", CURSOR, WHOLE_READ,
+        params=PROJECT_STATUSES, custom_fields="project",
+        doc="Open, completed, canceled and deleted projects (not archived)",
+    ),
+    StreamDef(
+        "archived_projects", WholeReadStream, "v2", "/projects/archived", CURSOR, WHOLE_READ,
+        params=PROJECT_STATUSES, custom_fields="project",
+        doc="Archived projects, which Pipedrive lists only on their own endpoint",
+    ),
+    StreamDef("tasks", WholeReadStream, "v2", "/tasks", CURSOR, WHOLE_READ, doc="Tasks of projects"),
+    _fields("project", "/projectFields"),
 )
 
 #: GET endpoints the tap reads besides its streams' lists.
@@ -128,10 +142,6 @@ OTHER_ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("v2", "/deals/{id}/followers"),
     ("v2", "/deals/installments"),
     ("v2", "/products/{id}/variations"),
-    ("v2", "/projects"),
-    ("v2", "/projects/archived"),
-    ("v2", "/projectFields"),
-    ("v2", "/tasks"),
     ("v2", "/boards"),
     ("v2", "/phases"),
     ("v2", "/projectTemplates"),
@@ -161,6 +171,7 @@ _PAGING_TEXT = {CURSOR: "cursor", OFFSET: "offset", TIME: "by `updated_since`", 
 _REPLICATION_TEXT = {
     INCREMENTAL: "`update_time`",
     NEWEST_FIRST: "`update_time`, newest first down to the bookmark",
+    WHOLE_READ: "`update_time`, read whole, changes emitted",
     FULL_TABLE: "full table",
     WITH_PARENT: "with its parent stream",
 }

@@ -59,6 +59,10 @@ ALL_STREAMS = (
     "call_logs",
     "note_fields",
     "lead_fields",
+    "projects",
+    "archived_projects",
+    "tasks",
+    "project_fields",
 )
 INCREMENTAL = (
     "deals",
@@ -71,6 +75,9 @@ INCREMENTAL = (
     "leads",
     "archived_leads",  # newest first, down to the bookmark
     "files",  # newest first, down to the bookmark
+    "projects",  # read whole, changes emitted
+    "archived_projects",
+    "tasks",
 )
 FULL_TABLE = tuple(s for s in ALL_STREAMS if s not in INCREMENTAL and s != "deal_products")
 KEY = {
@@ -81,6 +88,7 @@ KEY = {
     "activity_fields": "field_code",
     "note_fields": "key",
     "lead_fields": "key",
+    "project_fields": "field_code",
 }
 LIST_PATH = {"deals": "/api/v2/deals", "notes": "/api/v1/notes"}
 PAGE_SIZE = 500
