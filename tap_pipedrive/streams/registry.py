@@ -15,6 +15,7 @@ from tap_pipedrive.services import FieldEndpoint
 from tap_pipedrive.streams.deals import DealProductsStream, DealsStream
 from tap_pipedrive.streams.definition import ALL_INCLUDE_FIELDS, Replication, StreamDef
 from tap_pipedrive.streams.kinds import FieldsStream, ListStream, NewestFirstStream
+from tap_pipedrive.streams.several_reads import GoalsStream, MailThreadsStream, ParentStream, PerParentStream
 from tap_pipedrive.streams.whole_read import WholeReadStream
 
 if t.TYPE_CHECKING:
@@ -39,6 +40,13 @@ def _fields(entity: str, endpoint: str) -> StreamDef:
         doc=f"{entity.capitalize()} field definitions (the run's one read of them)",
     )
 
+
+# the parents of the streams read once per parent record
+BOARDS = StreamDef("boards", ParentStream, "v2", "/boards", NONE, doc="Project boards")
+ROLES = StreamDef("roles", ParentStream, "v1", "/roles", OFFSET, doc="Roles (the visibility hierarchy)")
+PERMISSION_SETS = StreamDef(
+    "permission_sets", ParentStream, "v1", "/permissionSets", NONE, doc="Permission sets of every app"
+)
 
 STREAMS: tuple[StreamDef, ...] = (
     StreamDef(
@@ -122,7 +130,33 @@ STREAMS: tuple[StreamDef, ...] = (
         doc="Archived projects, which Pipedrive lists only on their own endpoint",
     ),
     StreamDef("tasks", WholeReadStream, "v2", "/tasks", CURSOR, WHOLE_READ, doc="Tasks of projects"),
+    BOARDS,
+    StreamDef(
+        "phases", PerParentStream, "v2", "/phases", NONE, parent=BOARDS, parent_param="board_id",
+        doc="Phases of the project boards (one request per board)",
+    ),
+    StreamDef("project_templates", ListStream, "v2", "/projectTemplates", CURSOR, doc="Project templates"),
     _fields("project", "/projectFields"),
+    StreamDef(
+        "goals", GoalsStream, "v1", "/goals/find", NONE, records_under="goals",
+        doc="Every goal, active and inactive, of every assignee (six requests: see below)",
+    ),
+    ROLES,
+    StreamDef(
+        "role_assignments", PerParentStream, "v1", "/roles/{id}/assignments", OFFSET,
+        keys=("role_id", "user_id"), parent=ROLES, doc="Which user holds which role (one request per role)",
+    ),
+    PERMISSION_SETS,
+    StreamDef(
+        "permission_set_assignments", PerParentStream, "v1", "/permissionSets/{id}/assignments", OFFSET,
+        keys=("permission_set_id", "user_id"), parent=PERMISSION_SETS,
+        doc="Which user has which permission set (one request per permission set)",
+    ),
+    StreamDef("lead_sources", ListStream, "v1", "/leadSources", NONE, keys=("name",), doc="Lead sources"),
+    StreamDef(
+        "mail_threads", MailThreadsStream, "v1", "/mailbox/mailThreads", OFFSET,
+        doc="Mail threads of the token user's own mailbox only (each folder; a thread once)",
+    ),
 )
 
 #: GET endpoints the tap reads besides its streams' lists.
@@ -142,16 +176,6 @@ OTHER_ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("v2", "/deals/{id}/followers"),
     ("v2", "/deals/installments"),
     ("v2", "/products/{id}/variations"),
-    ("v2", "/boards"),
-    ("v2", "/phases"),
-    ("v2", "/projectTemplates"),
-    ("v1", "/goals/find"),
-    ("v1", "/roles"),
-    ("v1", "/roles/{id}/assignments"),
-    ("v1", "/permissionSets"),
-    ("v1", "/permissionSets/{id}/assignments"),
-    ("v1", "/leadSources"),
-    ("v1", "/mailbox/mailThreads"),
     ("v1", "/mailbox/mailThreads/{id}/mailMessages"),
 )
 
@@ -184,7 +208,8 @@ def markdown_table(streams: Iterable[StreamDef] = STREAMS) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in streams:
-        query = "&".join(f"{k}={v}" for k, v in s.params.items())
+        params = {**s.params, **({s.parent_param: "{id}"} if s.parent_param else {})}
+        query = "&".join(f"{k}={v}" for k, v in params.items())
         endpoint = f"`/api/{s.version}{s.endpoint}{'?' + query if query else ''}`"
         paging = _PAGING_TEXT[s.paging] + (f", {s.page_size}" if s.paging is not NONE else "")
         keys = ", ".join(f"`{k}`" for k in s.keys)
