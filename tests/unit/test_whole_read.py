@@ -3,9 +3,11 @@ which records a read emits, what STATE keeps of it, and how a stopped read resum
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from tap_pipedrive.errors import APIError
+from tap_pipedrive.errors import APIError, StreamUnavailableError
 from tap_pipedrive.tap import TapPipedrive
 from tests import session
 
@@ -85,3 +87,22 @@ def test_a_list_out_of_id_order_stops_the_read_rather_than_lose_a_change(tasks):
     tasks.pages = [[task(1, "10:00"), task(3, "10:00")], [task(2, "11:00")]]
     with pytest.raises(APIError, match="not in id order"):
         run(tasks)
+
+
+def test_a_stream_unavailable_mid_read_is_skipped_and_its_read_resumes_next_run(tasks, caplog):
+    def pages():
+        yield [task(1, "10:00"), task(2, "11:00")]
+        raise StreamUnavailableError("GET /api/v2/tasks answered 403: no permission", 403)
+
+    tasks.pages = pages()
+    with caplog.at_level(logging.WARNING):
+        written, state = run(tasks)
+    assert written == [1, 2]
+    assert "Skipping stream 'tasks'" in caplog.text
+    assert "tasks" in tasks.services.report.skipped
+    assert "floor" not in state, "a skipped read is not complete"
+    assert state["reading"]["through_id"] == 2
+    tasks.pages = [[task(1, "10:00"), task(2, "11:00"), task(3, "12:00")]]
+    written, done = run(tasks, state)
+    assert written == [3]
+    assert done["floor"] == ts("11:00")
