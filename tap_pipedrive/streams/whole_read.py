@@ -57,9 +57,10 @@ class WholeReadStream(ListStream):
         state = self.get_context_state(context)
         floor, written = self._last_read(context)
         reading = state.get(READING)
-        # Only a read's first attempt may raise its floor with its first page: a resumed read's
-        # first page was served after records up to through_id were handled.
-        self._raising = reading is None
+        # Only the first page of a read's first attempt (one that handled any record) may raise
+        # its floor: a resumed read's first page is served after records up to through_id were
+        # handled, and a change to them since may be older than that page's newest record.
+        self._raising = reading is None or reading["through_id"] is None
         if reading is None:
             start = max((s for s in (floor, state.get("replication_key_value")) if s), default=None)
             reading = state[READING] = {FLOOR: start, "through_id": None, WRITTEN: {}, "newest": None}

@@ -239,7 +239,9 @@ STOPS = [
         ("second-page-fails", {"fault_after": 1}),
         ("third-page-fails", {"fault_after": 2}),
         ("budget-after-one-page", {"budget": True}),
-        *((f"sigterm-after-{n}", {"sigterm_after": n}) for n in (1, 9, 10, 11, 20)),
+        # 20 changes: 9 on the first page, 8 on the second, 3 on the third. A signal once the
+        # run has written them all (its last page) may come too late, so none is sent there.
+        *((f"sigterm-after-{n}", {"sigterm_after": n}) for n in (1, 9, 10, 17)),
     )),
 ]
 

@@ -106,3 +106,19 @@ def test_a_stream_unavailable_mid_read_is_skipped_and_its_read_resumes_next_run(
     written, done = run(tasks, state)
     assert written == [3]
     assert done["floor"] == ts("11:00")
+
+
+def test_a_read_skipped_before_its_first_record_is_a_fresh_read_next_run(tasks):
+    def refused():
+        raise StreamUnavailableError("GET /api/v2/tasks answered 402: account not open", 402)
+        yield  # a generator that fails at its first page
+
+    tasks.pages = refused()
+    written, state = run(tasks)
+    assert written == []
+    assert state["reading"]["through_id"] is None
+    tasks.pages = [[task(1, "10:00"), task(2, "11:00")], [task(3, "09:00")]]
+    written, done = run(tasks, state)
+    assert written == [1, 2, 3]
+    assert done["floor"] == ts("11:00")  # its first page may raise the floor, as a first read's does
+    assert done["written"] == {ts("11:00"): [2]}
