@@ -48,11 +48,29 @@ def endpoint(version: str, path: str) -> Schema:
 
 
 def token_cost(version: str, path: str) -> int:
-    """The ``x-token-cost`` of a GET on this endpoint (list costs when not in the extract)."""
-    entry = openapi()["endpoints"].get(f"{version} {path}")
+    """The ``x-token-cost`` of a GET on this endpoint (list costs when not in the extract).
+
+    ``path`` may be concrete (``/roles/3/assignments``): it costs what its template does.
+    """
+    entry = openapi()["endpoints"].get(f"{version} {path}") or _template_of(version, path)
     if entry is None:
         return 10 if version == "v2" else 20
     return int(entry["token_cost"])
+
+
+def _template_of(version: str, path: str) -> Schema | None:
+    """The extract's entry whose path template (``/roles/{id}/assignments``) ``path`` fills in."""
+    parts = path.strip("/").split("/")
+    for entry in openapi()["endpoints"].values():
+        template = entry["path"].strip("/").split("/")
+        if (
+            entry["version"] == version
+            and "{" in entry["path"]
+            and len(template) == len(parts)
+            and all(a == b or a.startswith("{") for a, b in zip(template, parts, strict=True))
+        ):
+            return t.cast("Schema", entry)
+    return None
 
 
 def is_timestamp(name: str, spec: Schema) -> bool:
@@ -144,17 +162,23 @@ def stream_schema(
     primary_keys: tuple[str, ...] = ("id",),
     include_fields: tuple[str, ...] = (),
     missing: Schema | None = None,
+    under: str | None = None,
 ) -> Schema:
     """The JSON schema of a stream reading ``GET /api/{version}{path}``.
 
     Besides the item schema's fields it declares the top-level keys that only the spec's
-    example shows (live responses carry them too), typed from the example's values.
+    example shows (live responses carry them too), typed from the example's values. ``under``:
+    the records are the list under this key of the answer's ``data`` object (``goals``).
     """
     entry = endpoint(version, path)
-    schema = to_json_schema(entry["item"])
+    item, example = entry["item"], entry.get("example") or {}
+    if under:
+        item = item["properties"][under]["items"]
+        example = next(iter(example.get(under) or []), {})
+    schema = to_json_schema(item)
     schema["type"] = "object"
     props = schema["properties"]
-    for name, value in (entry.get("example") or {}).items():
+    for name, value in example.items():
         if name not in props:
             props[name] = to_json_schema(example_spec(name, value), name)
     for name in include_fields:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tap_pipedrive.auth import PipedriveAuthenticator, RefreshTokenStore
 from tap_pipedrive.custom_fields import CustomField
@@ -89,6 +89,9 @@ class Services:
     report: RunReport
     custom: CustomFieldOptions
     stop: StopSignal
+    #: parent lists read whole this run, by stream: a per-parent stream (phases, read per board)
+    #: and the parent's own stream (boards) read it once between them
+    listed: dict[str, list[Record]] = field(default_factory=dict)
 
     @property
     def authenticator(self) -> PipedriveAuthenticator:

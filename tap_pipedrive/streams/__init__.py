@@ -4,6 +4,8 @@
 * ``base``: the stream base, the one place that uses the SDK's private stream hooks;
 * ``kinds``: plain lists, field definitions, lists read newest first;
 * ``deals``: deals and archived deals (one class), and the products read with them;
+* ``whole_read``: lists read whole that emit only their changes (projects, tasks);
+* ``several_reads``: full-table streams of several requests (per parent record, goals, mail);
 * ``registry``: every stream, one row each.
 """
 

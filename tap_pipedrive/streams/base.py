@@ -39,7 +39,7 @@ if t.TYPE_CHECKING:
     from tap_pipedrive.http.paging import Record
     from tap_pipedrive.idset import IdSet
     from tap_pipedrive.services import Services
-    from tap_pipedrive.streams.children import PerParentStream
+    from tap_pipedrive.streams.children import QueuedChildStream
     from tap_pipedrive.streams.definition import StreamDef
 
 Schema = dict[str, t.Any]
@@ -84,7 +84,7 @@ class PipedriveStream(Stream):
         #: the live stream that also gets this (archived) stream's changes (wired by the tap)
         self.mirror: PipedriveStream | None = None
         #: the streams read once per record of this one (wired by the tap)
-        self.per_parent_children: list[PerParentStream] = []
+        self.per_parent_children: list[QueuedChildStream] = []
         self._mirroring = False
 
     def build_schema(self) -> Schema:
@@ -93,7 +93,8 @@ class PipedriveStream(Stream):
         # a per-parent stream's rows name their parent (the tap adds it where Pipedrive does not)
         parent = {d.parent_key: {"type": ["integer", "null"]}} if d.parent_key else {}
         schema = schemas.stream_schema(
-            d.version, d.endpoint, primary_keys=d.keys, include_fields=d.include, missing=parent
+            d.version, d.endpoint, primary_keys=d.keys, include_fields=d.include, missing=parent,
+            under=d.records_under,
         )
         if d.custom_fields:
             options = self.services.custom

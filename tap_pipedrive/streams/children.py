@@ -36,15 +36,15 @@ if t.TYPE_CHECKING:
     from tap_pipedrive.streams.base import Schema
     from tap_pipedrive.streams.definition import StreamDef
 
-#: The STATE keys: the parents to read, the child rows written (by parent), their versions,
-#: and (for histories) the newest row read per parent.
-QUEUE, MEMBERS, VERSIONS, NEWEST = "queue", "members", "versions", "newest_read"
+#: The STATE keys: the parents to read, the version of each parent queued, the child rows
+#: written (by parent), their versions, and (for histories) the newest row read per parent.
+QUEUE, PARENTS, MEMBERS, VERSIONS, NEWEST = "queue", "parents", "members", "versions", "newest_read"
 #: Statuses that say one parent is gone (merged or purged since it was listed), not the stream.
 GONE = (404, 410)
 _LOW_BITS = 32
 
 
-class PerParentStream(PipedriveStream):
+class QueuedChildStream(PipedriveStream):
     """A child list read once per parent written since the last run (its queue)."""
 
     #: opt-in: not selected unless the catalog selects it (a request per parent)
@@ -54,6 +54,7 @@ class PerParentStream(PipedriveStream):
         """Nothing is queued until a parent is written."""
         super().__init__(tap, definition, services)
         self._queue: IdSet | None = None
+        self._parents: IdMap | None = None
         self._gone_parents = 0
 
     @property
@@ -64,9 +65,20 @@ class PerParentStream(PipedriveStream):
         return self._queue
 
     def enqueue(self, parent: Record) -> None:
-        """A parent was written: read its children this run (or, budget allowing, the next)."""
-        if self.selected and self.wants(parent):
-            self.queue.add(parent.get("id"))
+        """A parent was written: read its children this run (or, budget allowing, the next).
+
+        Only a parent that changed since it was queued last (a full-table parent, such as a
+        mail thread, is written on every run).
+        """
+        if not self.selected or not self.wants(parent):
+            return
+        if self._parents is None:
+            self._parents = IdMap(self.get_context_state(None), PARENTS)
+        parent_id, version = parent.get("id"), _parent_version(parent)
+        if not isinstance(parent_id, int) or self._parents.get(parent_id) == version:
+            return
+        self.queue.add(parent_id)
+        self._parents.put(parent_id, version)
 
     def wants(self, parent: Record) -> bool:
         """Whether ``parent`` may have children to read (its count says so, when it has one)."""
@@ -123,7 +135,7 @@ class PerParentStream(PipedriveStream):
         """Nothing to move: a child stream's STATE is its queue."""
 
 
-class DealChangesStream(PerParentStream):
+class DealChangesStream(QueuedChildStream):
     """A deal's history: its ``dealChange`` rows, newest first, down to the newest read before.
 
     Rows never change and their ids grow, so STATE keeps each deal's newest row id read
@@ -175,7 +187,7 @@ class DealChangesStream(PerParentStream):
         super().parent_done(parent_id, fetched)
 
 
-class SnapshotChildStream(PerParentStream):
+class SnapshotChildStream(QueuedChildStream):
     """A parent's current child list (participants, followers, variations, messages).
 
     STATE keeps which rows each parent had (``members``) and a checksum of each row written
@@ -253,6 +265,13 @@ def _split(member: object) -> tuple[object, object]:
         return member >> _LOW_BITS, member & ((1 << _LOW_BITS) - 1)
     parent, child = json.loads(str(member))
     return parent, tuple(child) if isinstance(child, list) else child
+
+
+def _parent_version(parent: Record) -> int:
+    """What says a parent changed: its ``update_time``, or (with none) the whole record."""
+    stamp = parent.get("update_time")
+    text = str(stamp) if stamp is not None else json.dumps(parent, sort_keys=True, default=str)
+    return zlib.crc32(text.encode())
 
 
 def _version(parent: object, row: Record) -> int:

@@ -23,6 +23,8 @@ class Replication(str, enum.Enum):
     INCREMENTAL = "incremental"
     #: no time filter: sorted newest first, read down to the bookmark
     NEWEST_FIRST = "newest_first"
+    #: no time filter and no sort by time: read whole, only what changed since the last run emitted
+    WHOLE_READ = "whole_read"
     #: read whole on every run
     FULL_TABLE = "full_table"
     #: read with its parent stream's records (per batch of parents)
@@ -77,19 +79,25 @@ class StreamDef:
     deletes: Deletes | None = None
     #: for an archived stream: the live stream that gets its changes too (``is_archived``)
     mirror_to: str | None = None
-    #: for a per-parent stream: the parent streams, the column that names the parent, and
-    #: the parent's field that must be non-zero for it to have children (a count)
-    parents: tuple[str, ...] = ()
+    #: for a stream read per changed parent: the streams whose written records queue it, the
+    #: column that names the parent, and the parent's field (a count) that must be non-zero
+    queued_by: tuple[str, ...] = ()
     parent_key: str | None = None
     gate: str | None = None
+    #: read once per record of this list (phases per board): the parent's row
+    parent: StreamDef | None = None
+    #: the query parameter that takes the parent's id; None: the endpoint's ``{id}``
+    parent_param: str | None = None
+    #: the key of the answer's ``data`` object that holds the records (``goals``)
+    records_under: str | None = None
     page_size: int = 500
     #: one line for the README's streams table
     doc: str = ""
 
     @property
     def replication_key(self) -> str | None:
-        """``update_time`` for incremental and newest-first streams."""
-        if self.replication in (Replication.INCREMENTAL, Replication.NEWEST_FIRST):
+        """``update_time`` for incremental, newest-first and whole-read streams."""
+        if self.replication in (Replication.INCREMENTAL, Replication.NEWEST_FIRST, Replication.WHOLE_READ):
             return "update_time"
         return None
 
@@ -107,15 +115,20 @@ class StreamDef:
             return {"sort": "update_time ASC"}
         if self.replication is Replication.NEWEST_FIRST:
             return {"sort": "update_time DESC"}
-        if self.version == "v2" and self.paging is PagingKind.CURSOR:
+        if self.version == "v2" and self.paging is PagingKind.CURSOR and "sort_by" in self._params:
             return {"sort_by": "id", "sort_direction": "asc"}
-        return {}
+        return {}  # the list's own order (by id, for cursor-paged lists without sort_by)
+
+    @property
+    def _params(self) -> Mapping[str, t.Any]:
+        """The query parameters the endpoint declares."""
+        return t.cast("Mapping[str, t.Any]", schemas.endpoint(self.version, self.endpoint)["params"])
 
     @property
     def include(self) -> tuple[str, ...]:
         """The ``include_fields`` this stream asks for."""
         if self.include_fields == ALL_INCLUDE_FIELDS:
-            param = schemas.endpoint(self.version, self.endpoint)["params"].get("include_fields") or {}
+            param = self._params.get("include_fields") or {}
             return tuple(param.get("enum", ()))
         return self.include_fields
 

@@ -13,10 +13,12 @@ import typing as t
 from tap_pipedrive.http.paging import PagingKind
 from tap_pipedrive.services import FieldEndpoint
 from tap_pipedrive.streams.base import PipedriveStream
-from tap_pipedrive.streams.children import DealChangesStream, PerParentStream, SnapshotChildStream
+from tap_pipedrive.streams.children import DealChangesStream, QueuedChildStream, SnapshotChildStream
 from tap_pipedrive.streams.deals import DealChildStream, DealsStream
 from tap_pipedrive.streams.definition import ALL_INCLUDE_FIELDS, Deletes, Replication, StreamDef
 from tap_pipedrive.streams.kinds import FieldsStream, ListStream, NewestFirstStream
+from tap_pipedrive.streams.several_reads import GoalsStream, MailThreadsStream, ParentStream, PerParentStream
+from tap_pipedrive.streams.whole_read import WholeReadStream
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -25,8 +27,10 @@ if t.TYPE_CHECKING:
 
 CURSOR, OFFSET, TIME, NONE = PagingKind.CURSOR, PagingKind.OFFSET, PagingKind.TIME, PagingKind.NONE
 INCREMENTAL, NEWEST_FIRST = Replication.INCREMENTAL, Replication.NEWEST_FIRST
-FULL_TABLE, WITH_PARENT, PER_PARENT = Replication.FULL_TABLE, Replication.WITH_PARENT, Replication.PER_PARENT
+FULL_TABLE, WITH_PARENT, WHOLE_READ = Replication.FULL_TABLE, Replication.WITH_PARENT, Replication.WHOLE_READ
+PER_PARENT = Replication.PER_PARENT
 DEALS_STATUSES = {"status": "open,won,lost,deleted"}
+PROJECT_STATUSES = {"status": "open,completed,canceled,deleted"}
 DEAL_PARENTS = ("deals", "archived_deals")
 
 
@@ -42,6 +46,13 @@ def _fields(entity: str, endpoint: str) -> StreamDef:
         doc=f"{entity.capitalize()} field definitions (the run's one read of them)",
     )
 
+
+# the parents of the streams read once per parent record
+BOARDS = StreamDef("boards", ParentStream, "v2", "/boards", NONE, doc="Project boards")
+ROLES = StreamDef("roles", ParentStream, "v1", "/roles", OFFSET, doc="Roles (the visibility hierarchy)")
+PERMISSION_SETS = StreamDef(
+    "permission_sets", ParentStream, "v1", "/permissionSets", NONE, doc="Permission sets of every app"
+)
 
 STREAMS: tuple[StreamDef, ...] = (
     StreamDef(
@@ -123,27 +134,70 @@ STREAMS: tuple[StreamDef, ...] = (
     StreamDef("filters", ListStream, "v1", "/filters", NONE, doc="Saved filters"),
     StreamDef("activity_types", ListStream, "v1", "/activityTypes", NONE, doc="Activity types"),
     StreamDef("currencies", ListStream, "v1", "/currencies", NONE, doc="Currencies"),
+    StreamDef(
+        "projects", WholeReadStream, "v2", "/projects", CURSOR, WHOLE_READ,
+        params=PROJECT_STATUSES, custom_fields="project",
+        doc="Open, completed, canceled and deleted projects (not archived)",
+    ),
+    StreamDef(
+        "archived_projects", WholeReadStream, "v2", "/projects/archived", CURSOR, WHOLE_READ,
+        params=PROJECT_STATUSES, custom_fields="project",
+        doc="Archived projects, which Pipedrive lists only on their own endpoint",
+    ),
+    StreamDef("tasks", WholeReadStream, "v2", "/tasks", CURSOR, WHOLE_READ, doc="Tasks of projects"),
+    BOARDS,
+    StreamDef(
+        "phases", PerParentStream, "v2", "/phases", NONE, parent=BOARDS, parent_param="board_id",
+        doc="Phases of the project boards (one request per board)",
+    ),
+    StreamDef("project_templates", ListStream, "v2", "/projectTemplates", CURSOR, doc="Project templates"),
+    _fields("project", "/projectFields"),
+    StreamDef(
+        "goals", GoalsStream, "v1", "/goals/find", NONE, records_under="goals",
+        doc="Every goal, active and inactive, of every assignee (six requests: see below)",
+    ),
+    ROLES,
+    StreamDef(
+        "role_assignments", PerParentStream, "v1", "/roles/{id}/assignments", OFFSET,
+        keys=("role_id", "user_id"), parent=ROLES, doc="Which user holds which role (one request per role)",
+    ),
+    PERMISSION_SETS,
+    StreamDef(
+        "permission_set_assignments", PerParentStream, "v1", "/permissionSets/{id}/assignments", OFFSET,
+        keys=("permission_set_id", "user_id"), parent=PERMISSION_SETS,
+        doc="Which user has which permission set (one request per permission set)",
+    ),
+    StreamDef("lead_sources", ListStream, "v1", "/leadSources", NONE, keys=("name",), doc="Lead sources"),
+    StreamDef(
+        "mail_threads", MailThreadsStream, "v1", "/mailbox/mailThreads", OFFSET,
+        doc="Mail threads of the token user's own mailbox only (each folder; a thread once)",
+    ),
     # Read once per parent written since the last run, after every other stream: opt-in.
     StreamDef(
         "deal_changes", DealChangesStream, "v1", "/deals/{id}/flow", OFFSET, PER_PARENT,
-        params={"items": "dealChange", "all_changes": "1"}, parents=DEAL_PARENTS, parent_key="deal_id",
+        params={"items": "dealChange", "all_changes": "1"}, queued_by=DEAL_PARENTS, parent_key="deal_id",
         doc="A deal's history (every field change, with old and new value, time, user, source): "
         "opt-in, a request (40 tokens) per changed deal",
     ),
     StreamDef(
         "deal_participants", SnapshotChildStream, "v1", "/deals/{id}/participants", OFFSET, PER_PARENT,
-        parents=DEAL_PARENTS, parent_key="deal_id", gate="participants_count",
+        queued_by=DEAL_PARENTS, parent_key="deal_id", gate="participants_count",
         doc="Persons participating in deals: opt-in, a request per changed deal with participants",
     ),
     StreamDef(
         "deal_followers", SnapshotChildStream, "v2", "/deals/{id}/followers", CURSOR, PER_PARENT,
-        keys=("deal_id", "user_id"), parents=DEAL_PARENTS, parent_key="deal_id", gate="followers_count",
+        keys=("deal_id", "user_id"), queued_by=DEAL_PARENTS, parent_key="deal_id", gate="followers_count",
         doc="Users following deals: opt-in, a request per changed deal with followers",
     ),
     StreamDef(
         "product_variations", SnapshotChildStream, "v2", "/products/{id}/variations", CURSOR, PER_PARENT,
-        parents=("products",), parent_key="product_id",
+        queued_by=("products",), parent_key="product_id",
         doc="Variations of products: opt-in, a request per changed product",
+    ),
+    StreamDef(
+        "mail_messages", SnapshotChildStream, "v1", "/mailbox/mailThreads/{id}/mailMessages", NONE,
+        PER_PARENT, queued_by=("mail_threads",), parent_key="mail_thread_id",
+        doc="Messages of the token user's mail threads: opt-in, a request per changed thread",
     ),
 )
 
@@ -158,22 +212,6 @@ OTHER_ENDPOINTS: tuple[tuple[str, str], ...] = (
     ("v2", "/products/{id}"),
     ("v1", "/notes/{id}"),
     ("v1", "/files/{id}"),
-    # the rest of Pipedrive
-    ("v2", "/projects"),
-    ("v2", "/projects/archived"),
-    ("v2", "/projectFields"),
-    ("v2", "/tasks"),
-    ("v2", "/boards"),
-    ("v2", "/phases"),
-    ("v2", "/projectTemplates"),
-    ("v1", "/goals/find"),
-    ("v1", "/roles"),
-    ("v1", "/roles/{id}/assignments"),
-    ("v1", "/permissionSets"),
-    ("v1", "/permissionSets/{id}/assignments"),
-    ("v1", "/leadSources"),
-    ("v1", "/mailbox/mailThreads"),
-    ("v1", "/mailbox/mailThreads/{id}/mailMessages"),
 )
 
 
@@ -195,8 +233,8 @@ def wire(streams: dict[str, Stream]) -> None:
                 child.parents.append(stream)
         if stream.definition.mirror_to:
             stream.mirror = t.cast("PipedriveStream", streams[stream.definition.mirror_to])
-        if isinstance(stream, PerParentStream):
-            for name in stream.definition.parents:
+        if isinstance(stream, QueuedChildStream):
+            for name in stream.definition.queued_by:
                 t.cast("PipedriveStream", streams[name]).per_parent_children.append(stream)
 
 
@@ -215,6 +253,7 @@ _PAGING_TEXT = {CURSOR: "cursor", OFFSET: "offset", TIME: "by `updated_since`", 
 _REPLICATION_TEXT = {
     INCREMENTAL: "`update_time`",
     NEWEST_FIRST: "`update_time`, newest first down to the bookmark",
+    WHOLE_READ: "`update_time`, read whole, changes emitted",
     FULL_TABLE: "full table",
     WITH_PARENT: "with its parent stream",
     PER_PARENT: "per parent changed since the last run (opt-in)",
@@ -228,7 +267,8 @@ def markdown_table(streams: Iterable[StreamDef] = STREAMS) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in streams:
-        query = "&".join(f"{k}={v}" for k, v in s.params.items())
+        params = {**s.params, **({s.parent_param: "{id}"} if s.parent_param else {})}
+        query = "&".join(f"{k}={v}" for k, v in params.items())
         endpoint = f"`/api/{s.version}{s.endpoint}{'?' + query if query else ''}`"
         paging = _PAGING_TEXT[s.paging] + (f", {s.page_size}" if s.paging is not NONE else "")
         keys = ", ".join(f"`{k}`" for k in s.keys)

@@ -58,6 +58,7 @@ REFERENCE_TYPES = {"user", "people", "org", "deal"}
 V2_STREAMS = {
     "deals": "deal", "archived_deals": "deal", "persons": "person",
     "organizations": "organization", "products": "product", "activities": "activity",
+    "projects": "project",
 }
 V1_STREAMS = {"leads": "deal", "archived_leads": "deal"}
 
@@ -220,8 +221,9 @@ NOTE_TEXT = "Agreed on a pilot in Q3."
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
-    """A small fake account (plus one note custom field), its catalog and one named sync."""
-    with make_fake() as fake:
+    """A small fake account (plus one note custom field, and projects enough for every project
+    field to have a value somewhere), its catalog and one named sync."""
+    with make_fake(counts={"projects": 25}) as fake:
         account = fake.account
         note_code = account.add_field("note", NOTE_FIELD, "text")
         note_id = account.ids("notes")[0]
@@ -267,9 +269,19 @@ def test_archived_deals_and_leads_get_the_deal_columns(world, stream: str) -> No
     assert not [c for c in props if HASH_KEY.match(c)], "named mode must not declare hash keys"
 
 
+def test_archived_projects_get_the_project_columns(world) -> None:
+    projects = props_of(world.catalog, "projects")
+    props = props_of(world.catalog, "archived_projects")
+    expected = code_columns(projects)
+    assert expected, "projects have custom fields"
+    assert code_columns(props) == expected
+    for column in expected.values():
+        assert props[column] == projects[column], column
+
+
 @pytest.mark.parametrize(("stream", "entity"), [
     ("persons", "person"), ("organizations", "organization"), ("products", "product"),
-    ("activities", "activity"),
+    ("activities", "activity"), ("projects", "project"),
 ])
 def test_other_entities_get_named_typed_columns(world, stream: str, entity: str) -> None:
     props = props_of(world.catalog, stream)
@@ -294,6 +306,7 @@ def snake_case_expected(name: str) -> str:
         "Follow-up date": "follow_up_date",
         "Tax ID": "tax_id",
         "SKU family": "sku_family",
+        "Go-live date": "go_live_date",
     }.get(name, name.lower().replace(" ", "_"))
 
 

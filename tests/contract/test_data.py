@@ -59,6 +59,20 @@ ALL_STREAMS = (
     "call_logs",
     "note_fields",
     "lead_fields",
+    "projects",
+    "archived_projects",
+    "tasks",
+    "boards",
+    "phases",
+    "project_templates",
+    "project_fields",
+    "goals",
+    "roles",
+    "role_assignments",
+    "permission_sets",
+    "permission_set_assignments",
+    "lead_sources",
+    "mail_threads",
 )
 INCREMENTAL = (
     "deals",
@@ -71,6 +85,9 @@ INCREMENTAL = (
     "leads",
     "archived_leads",  # newest first, down to the bookmark
     "files",  # newest first, down to the bookmark
+    "projects",  # read whole, changes emitted
+    "archived_projects",
+    "tasks",
 )
 FULL_TABLE = tuple(s for s in ALL_STREAMS if s not in INCREMENTAL and s != "deal_products")
 KEY = {
@@ -81,6 +98,10 @@ KEY = {
     "activity_fields": "field_code",
     "note_fields": "key",
     "lead_fields": "key",
+    "project_fields": "field_code",
+    "lead_sources": "name",
+    "role_assignments": ("role_id", "user_id"),
+    "permission_set_assignments": ("permission_set_id", "user_id"),
 }
 LIST_PATH = {"deals": "/api/v2/deals", "notes": "/api/v1/notes"}
 PAGE_SIZE = 500
@@ -91,14 +112,21 @@ _ACCOUNT_TS = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:\.\d+)?
 # ---- helpers ------------------------------------------------------------------------------
 
 
-def key_of(stream: str) -> str:
-    """The primary key of a stream's records."""
+def key_of(stream: str) -> str | tuple[str, ...]:
+    """The primary key of a stream's records (a tuple of fields where it has several)."""
     return KEY.get(stream, "id")
+
+
+def key_value(stream: str, record: dict) -> object:
+    """A record's primary key: the key field's value, or a tuple of the key fields' values
+    (as ``Account.ids`` gives them)."""
+    key = key_of(stream)
+    return tuple(record[k] for k in key) if isinstance(key, tuple) else record[key]
 
 
 def ids(run: Run, stream: str) -> list:
     """The primary keys a run emitted for ``stream``, in order (with repeats)."""
-    return run.ids(stream, key_of(stream))
+    return [key_value(stream, r) for r in run.records(stream)]
 
 
 def duplicates(values: list) -> list:
@@ -248,19 +276,19 @@ def test_full_sync_emits_archived_deals_and_leads_only_in_their_archived_streams
 @pytest.mark.parametrize("stream", ALL_STREAMS)
 def test_update_and_add_time_are_rfc3339_utc_seconds_equal_to_the_account(small, stream):
     """v2 ``…Z``, v1 ``YYYY-MM-DD HH:MM:SS``, lead ``….000Z``: all ``YYYY-MM-DDTHH:MM:SSZ``."""
-    key = key_of(stream)
-    source = {r[key]: r for r in small["server"].account.records(stream)}
+    source = {key_value(stream, r): r for r in small["server"].account.records(stream)}
     checked = 0
     for record in small["run1"].records(stream):
+        key = key_value(stream, record)
         for name in ("update_time", "add_time"):
             value = record.get(name)
             if value is None:
                 continue
-            assert isinstance(value, str), f"{stream} {record[key]} {name}={value!r}"
-            assert RFC3339_UTC.match(value), f"{stream} {record[key]} {name}={value!r}"
-            original = source[record[key]].get(name)
+            assert isinstance(value, str), f"{stream} {key} {name}={value!r}"
+            assert RFC3339_UTC.match(value), f"{stream} {key} {name}={value!r}"
+            original = source[key].get(name)
             if original is not None:
-                assert value == rfc3339(original), f"{stream} {record[key]} {name}: {original!r} -> {value!r}"
+                assert value == rfc3339(original), f"{stream} {key} {name}: {original!r} -> {value!r}"
             checked += 1
     if any(name in r for r in source.values() for name in ("update_time", "add_time")):
         assert checked, f"{stream}: no timestamps checked"

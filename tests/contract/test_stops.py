@@ -4,8 +4,8 @@ leaves a STATE from which the next run writes what is missing and nothing twice.
 Every stop point of a small account is tried, not a few: each request failing for good
 (retries exhausted), the token budget running out before each request (``max_tokens_per_run``),
 SIGTERM while each request is in flight, and SIGTERM after many different numbers of records.
-Incremental, child and newest-first streams must be exact across the two runs; the one
-full-table stream here (``users``) may be read again.
+Incremental, child, newest-first and whole-read streams must be exact across the two runs;
+the one full-table stream here (``users``) may be read again.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tests.helpers import Run, assert_no_secret, catalog_selecting, run_tap
 
 STREAMS = {
     "deals", "archived_deals", "deal_products", "persons", "notes", "leads", "files",
-    "archived_leads", "users",
+    "archived_leads", "users", "projects", "archived_projects", "tasks",
 }  # fmt: skip
 FULL_TABLE = {"users"}
 COUNTS = {"deals": 60, "persons": 30, "notes": 25, "leads": 15, "files": 250, "archived_leads": 4}
@@ -183,7 +183,7 @@ def test_sigterm_while_any_request_is_in_flight_leaves_an_exact_resume(reference
 
 
 def test_sigterm_after_any_number_of_records_leaves_an_exact_resume(reference, tmp_path):
-    total = 1 + 60 + 30 + 25 + 15 + 250 + 4  # a few more records than these, at the most
+    total = 1 + 60 + 30 + 25 + 15 + 250 + 4 + 7 + 2 + 16  # a few more records than these, at the most
     points = sorted({1, 2, 3, 50, 99, 100, 101, 150, 250, 333, *range(5, total, 17)})
     stopped = 0
     for after in points:

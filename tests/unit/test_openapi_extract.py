@@ -29,7 +29,15 @@ def test_extract_matches_the_specs():
 
 @pytest.mark.parametrize(
     ("version", "path", "cost"),
-    [("v2", "/deals", 10), ("v2", "/deals/archived", 20), ("v1", "/users/me", 2), ("v1", "/notes", 20)],
+    [
+        ("v2", "/deals", 10),
+        ("v2", "/deals/archived", 20),
+        ("v1", "/users/me", 2),
+        ("v1", "/notes", 20),
+        # a concrete path costs what its template does (v1 lists cost 20 by default, not 10)
+        ("v1", "/roles/3/assignments", 10),
+        ("v1", "/leadSources", 2),
+    ],
 )
 def test_token_costs_are_the_specs_x_token_cost(version, path, cost):
     assert schemas.token_cost(version, path) == cost

@@ -21,7 +21,7 @@ def test_stream_names_are_unique_and_every_endpoint_is_in_the_extract():
 
 def test_the_field_catalog_reads_the_endpoints_of_the_fields_streams():
     catalog = field_endpoints()
-    assert set(catalog) == {"deal", "person", "organization", "product", "activity", "note"}
+    assert set(catalog) == {"deal", "person", "organization", "product", "activity", "note", "project"}
     assert catalog["note"].version == "v1"
     assert catalog["note"].paging is PagingKind.NONE
     assert catalog["deal"].path == "/dealFields"
