@@ -36,7 +36,7 @@ def run(
     tap = None
     try:
         tap = build_tap(tap_class, config, state=read_state(state), catalog=read_catalog(catalog))
-        tap.sync_all()
+        sync(tap)
     except Exception as exc:  # every failure ends in one line and an exit code
         error = exc if isinstance(exc, PipedriveError) else unexpected(exc)
         if tap is None:
@@ -47,6 +47,18 @@ def run(
             sys.exit(error.exit_code)
         end_run(tap, error, exc)
     end_run(tap, None)
+
+
+def sync(tap: TapPipedrive) -> None:
+    """Sync the selected streams in order, each reading the next ones' first pages ahead."""
+    fetcher = tap.services.fetcher
+    fetcher.ahead_of_streams = True
+    try:
+        tap.sync_all()
+    finally:
+        unused = fetcher.close()
+        if unused:
+            tap.logger.debug("%d list(s) read ahead were not needed", unused)
 
 
 def unexpected(exc: BaseException) -> PipedriveError:

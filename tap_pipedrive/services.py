@@ -14,6 +14,7 @@ from tap_pipedrive.auth import PipedriveAuthenticator, RefreshTokenStore
 from tap_pipedrive.custom_fields import CustomField
 from tap_pipedrive.errors import StreamUnavailableError
 from tap_pipedrive.http.client import PipedriveClient
+from tap_pipedrive.http.fetcher import Fetcher
 from tap_pipedrive.http.paging import ListRequest, PagingKind
 from tap_pipedrive.report import RunReport
 from tap_pipedrive.stopping import StopSignal
@@ -43,20 +44,28 @@ class FieldCatalog:
     streams, which emit the definitions already read rather than reading them again.
     """
 
-    def __init__(self, client: PipedriveClient, endpoints: Mapping[str, FieldEndpoint]) -> None:
+    def __init__(self, fetcher: Fetcher, endpoints: Mapping[str, FieldEndpoint]) -> None:
         """Read nothing yet: each entity's definitions are read when first asked for."""
-        self._client = client
+        self._fetcher = fetcher
         self._endpoints = endpoints
         self._definitions: dict[str, list[Record]] = {}
+
+    def _request(self, entity: str) -> ListRequest:
+        where = self._endpoints[entity]
+        return ListRequest(where.version, where.path, stream=f"{entity}_fields")
+
+    def read_ahead(self) -> None:
+        """Start reading every entity's definitions now, in parallel (discovery needs them all)."""
+        for entity, where in self._endpoints.items():
+            if entity not in self._definitions:
+                self._fetcher.read_ahead(self._request(entity), where.paging)
 
     def definitions(self, entity: str) -> list[Record]:
         """The field definitions of ``entity`` (``deal``, ``person``, …), in Pipedrive's order."""
         if entity not in self._definitions:
-            where = self._endpoints[entity]
-            request = ListRequest(where.version, where.path, stream=f"{entity}_fields")
             records: list[Record] = []
             try:
-                for page in self._client.pages(request, where.paging):
+                for page in self._fetcher.pages(self._request(entity), self._endpoints[entity].paging):
                     records.extend(page)
             except StreamUnavailableError as exc:
                 LOGGER.warning("Cannot read the %s fields, so their custom fields stay raw: %s", entity, exc)
@@ -85,6 +94,7 @@ class Services:
 
     settings: Settings
     client: PipedriveClient
+    fetcher: Fetcher
     fields: FieldCatalog
     report: RunReport
     custom: CustomFieldOptions
@@ -139,11 +149,14 @@ class Services:
             retry_initial_delay=settings.retry_initial_delay,
             max_tokens_per_run=settings.max_tokens_per_run,
             stop=stop,
+            parallel=settings.max_parallel_requests,
         )
+        fetcher = Fetcher(client, stop, settings.max_parallel_requests)
         return cls(
             settings=settings,
             client=client,
-            fields=FieldCatalog(client, field_endpoints),
+            fetcher=fetcher,
+            fields=FieldCatalog(fetcher, field_endpoints),
             report=report,
             custom=CustomFieldOptions(mode=settings.custom_fields_mode, pins=settings.custom_field_names),
             stop=stop,

@@ -167,6 +167,15 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         "more of the company's daily API token budget than this.",
     ),
     th.Property(
+        "max_parallel_requests",
+        th.IntegerType(minimum=1, maximum=32),
+        default=8,
+        title="Max parallel requests",
+        description="How many requests to Pipedrive may be in flight at once (reading the next "
+        "pages, the next streams and the children ahead of writing them), always within the "
+        "burst limit Pipedrive announces. 1 reads one request at a time.",
+    ),
+    th.Property(
         "detect_deletes",
         th.BooleanType,
         default=True,
@@ -242,6 +251,7 @@ class Settings:
     max_retries: int
     retry_initial_delay: float
     max_tokens_per_run: int | None
+    max_parallel_requests: int
     detect_deletes: bool
     detect_deletes_every_hours: float
     custom_fields_mode: CustomFieldsMode
@@ -273,6 +283,7 @@ class Settings:
             max_retries=int(get("max_retries")),
             retry_initial_delay=float(get("retry_initial_delay")),
             max_tokens_per_run=get("max_tokens_per_run"),
+            max_parallel_requests=int(get("max_parallel_requests")),
             detect_deletes=bool(get("detect_deletes")),
             detect_deletes_every_hours=float(get("detect_deletes_every_hours")),
             custom_fields_mode=CustomFieldsMode(get("custom_fields_mode")),

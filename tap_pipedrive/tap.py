@@ -103,6 +103,7 @@ class TapPipedrive(Tap):
     def discover_streams(self) -> list[Stream]:
         """Every stream of the registry (``streams/registry.py``)."""
         services = self.services
+        services.fields.read_ahead()  # the schemas need every entity's field definitions
         return [definition.kind(self, definition, services) for definition in STREAMS]
 
     @property

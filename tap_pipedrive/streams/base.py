@@ -18,6 +18,7 @@ from typing_extensions import override
 
 from tap_pipedrive import custom_fields, schemas
 from tap_pipedrive.errors import StreamUnavailableError
+from tap_pipedrive.http.fetcher import PAGES_AHEAD
 from tap_pipedrive.http.paging import ListRequest
 from tap_pipedrive.streams.definition import Replication
 from tap_pipedrive.streams.deletes import (
@@ -43,6 +44,9 @@ if t.TYPE_CHECKING:
     from tap_pipedrive.streams.definition import StreamDef
 
 Schema = dict[str, t.Any]
+
+#: Where the SDK notes, at a stream's turn, the value its read starts from.
+_STARTING_VALUE = "starting_replication_value"
 
 #: Where a field Pipedrive sends that the stream's schema does not declare arrives.
 UNLISTED = "unlisted_fields"
@@ -85,6 +89,8 @@ class PipedriveStream(Stream):
         self.mirror: PipedriveStream | None = None
         #: the streams read once per record of this one (wired by the tap)
         self.per_parent_children: list[QueuedChildStream] = []
+        #: the streams that sync after this one, in order (wired by the tap)
+        self.following: list[PipedriveStream] = []
         self._mirroring = False
 
     def build_schema(self) -> Schema:
@@ -127,6 +133,23 @@ class PipedriveStream(Stream):
 
     # --- reading ------------------------------------------------------------------------
 
+    @override
+    def get_starting_replication_key_value(self, context: Context | None) -> t.Any | None:
+        """Where the read starts: the bookmark, or ``start_date`` if later.
+
+        The SDK notes this in STATE when the stream's turn comes; a stream whose first page
+        is read ahead, before its turn, works it out the same way from its STATE.
+        """
+        state = self.get_context_state(context)
+        if _STARTING_VALUE in state or not self.replication_key:
+            return super().get_starting_replication_key_value(context)
+        same_key = state.get("replication_key") == self.replication_key
+        value = state.get("replication_key_value") if same_key else None
+        start_date = self.config.get("start_date")
+        if start_date:
+            value = self.compare_start_date(value, start_date) if value else start_date
+        return value
+
     def request_params(self, context: Context | None) -> dict[str, t.Any]:
         """Query parameters of the first page: the row's, and the bookmark's time filter."""
         params: dict[str, t.Any] = dict(self.definition.query)
@@ -152,6 +175,7 @@ class PipedriveStream(Stream):
         # which is every archived record, never live in the warehouse).
         self._mirroring = bool(self.mirror and self.mirror.selected and state.get("replication_key_value"))
         self._declared = frozenset(self.effective_schema.get("properties", {}))
+        self.read_next_streams_ahead()
         self._read_complete = True
         yield from self.read_records(context)
         if not self._read_complete:
@@ -178,15 +202,46 @@ class PipedriveStream(Stream):
                 warn=self.logger.warning,
                 warned=self.services.report.warned_fields,
             )
-        request = ListRequest(d.version, d.endpoint, self.request_params(context), d.page_size, self.name)
+        request, ahead = self.list_request(context), self.pages_ahead(context)
         try:
-            for page in self.services.client.pages(request, d.paging):
+            for page in self.services.fetcher.pages(request, d.paging, ahead):
                 yield from page
                 # Every record of the page has been written by now: let STATE say so.
                 self.settle_page()
                 self.write_state()
         except StreamUnavailableError as exc:
             self.skip(context, exc)
+
+    def list_request(self, context: Context | None) -> ListRequest:
+        """The first page of this stream's list (what :meth:`read_records` reads)."""
+        d = self.definition
+        return ListRequest(d.version, d.endpoint, self.request_params(context), d.page_size, self.name)
+
+    def pages_ahead(self, context: Context | None) -> int:  # noqa: ARG002 - for the overrides
+        """How many pages of the list may be read ahead of the one being written.
+
+        A read that may stop before the end (newest first, down to a bookmark) reads none
+        ahead, so that no page is bought that is not written.
+        """
+        return PAGES_AHEAD
+
+    #: whether the stream's list can be read ahead, before the stream's turn (its read is
+    #: the one list of :meth:`read_records`, which depends only on its own STATE)
+    reads_ahead: t.ClassVar[bool] = False
+
+    def read_next_streams_ahead(self) -> None:
+        """Start reading the lists of the streams that come next (as many as may run at once)."""
+        fetcher = self.services.fetcher
+        if not (fetcher.parallel_enabled and fetcher.ahead_of_streams):
+            return
+        started = 0
+        for stream in self.following:
+            if started >= fetcher.parallel - 1:
+                return
+            if stream.reads_ahead and stream.selected and not stream.parent_stream_type:
+                request, ahead = stream.list_request(None), stream.pages_ahead(None)
+                fetcher.read_ahead(request, stream.definition.paging, ahead)
+                started += 1
 
     def settle_page(self) -> None:
         """Finish what depends on the page just written, before STATE covers it."""

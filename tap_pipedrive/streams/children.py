@@ -89,9 +89,11 @@ class QueuedChildStream(PipedriveStream):
     def read_records(self, context: Context | None) -> Iterable[Record]:
         """Each queued parent's new child rows, one parent at a time, parents in id order."""
         self.id_sets.append(self.queue)
-        for parent_id in sorted(self.queue.ids, key=str):
+        parents = sorted(self.queue.ids, key=str)
+        # the parents' children are read in parallel (at most max_parallel_requests at once)
+        for parent_id, result in self.services.fetcher.map_ordered(lambda p: list(self.fetch(p)), parents):
             try:
-                fetched = list(self.fetch(parent_id))
+                fetched = result.result()
             except StreamUnavailableError as exc:
                 if exc.status not in GONE:
                     self.skip(context, exc)

@@ -76,6 +76,8 @@ class ParentStream(ListStream):
     and leaves it in the run's services (``listed``), the other takes it from there.
     """
 
+    reads_ahead = False  # the other stream may have read it already
+
     @override
     def read_records(self, context: Context | None) -> Iterable[Record]:
         """The list as read this run already, or read now (and then left for the other)."""
