@@ -14,6 +14,9 @@ import logging
 import typing as t
 
 from singer_sdk import Stream
+from singer_sdk.helpers._util import utc_now
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.singerlib import RecordMessage
 from typing_extensions import override
 
 from tap_pipedrive import custom_fields, schemas
@@ -32,7 +35,7 @@ from tap_pipedrive.streams.normalise import apply_plan, compile_plan
 from tap_pipedrive.timestamps import normalize_timestamp, second
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Generator, Iterable
 
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
@@ -61,6 +64,9 @@ UNLISTED_SCHEMA: Schema = {
 class PipedriveStream(Stream):
     """A Pipedrive list endpoint: paging, incremental filters and exact bookmarks."""
 
+    # The compiled plan of post_process does the conformance records need (normalise.py).
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
     # Pipedrive lists are read sorted by update_time ascending, so the bookmark can move
     # forward page by page and a run stopped part-way resumes without loss.
     is_sorted = True
@@ -73,6 +79,7 @@ class PipedriveStream(Stream):
         self.primary_keys = definition.keys
         self.replication_key = definition.replication_key
         self._timestamps = compile_plan(self.schema)
+        self._deselects: bool | None = None  # whether the catalog deselects any property
         self._skip_at: str | None = None
         self._skip_ids: frozenset[object] = frozenset()
         self._custom: custom_fields.ValueMapper | None = None
@@ -251,6 +258,27 @@ class PipedriveStream(Stream):
         self._read_complete = False
         self.logger.warning("Skipping stream '%s': %s", self.name, exc)
         self.services.report.skip(self.name, str(exc))
+
+    @override
+    def _generate_record_messages(self, record: Record) -> Generator[RecordMessage, None, None]:
+        """The SDK's RECORD messages, skipping its walk over every field when none is deselected.
+
+        (That walk, to drop deselected fields, took a tenth of the CPU per record.)
+        """
+        if self._deselects is None:
+            self._deselects = not all(selected for crumb, selected in self.mask.items() if crumb)
+        if self._deselects:
+            yield from super()._generate_record_messages(record)
+            return
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=utc_now(),
+                )
 
     @override
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
