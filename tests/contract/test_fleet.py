@@ -130,15 +130,21 @@ def overlaps(intervals: list[tuple[float, float]]) -> bool:
 
 
 def tight_budget(seed: int, folder: Path) -> int:
-    """What is left of a company's budget today: its discovery and about half of a full sync."""
+    """What is left of a company's budget today: its discovery, and a full sync up to the middle
+    of the incremental streams' requests (so that the first attempt stops part-way through them)."""
+    lists = {f"/api/{s.version}{s.endpoint}" for s in STREAMS if s.name in INCREMENTAL}
     with make_fake(seed=seed) as server:
         config = folder / "reference.json"
         config.write_text(json.dumps(basic_config(server)), encoding="utf-8")
         tap = [str(TAP), "--config", str(config)]
         subprocess.run([*tap, "--discover"], capture_output=True, check=True, timeout=300, cwd=folder)
         discovery = server.tokens_spent
+        server.reset_counters()
         subprocess.run(tap, capture_output=True, check=True, timeout=300, cwd=folder)
-        return discovery + (server.tokens_spent - discovery) // 2
+        costs = [(r["path"] in lists, r["token_cost"]) for r in server.requests]
+    middle = [i for i, (incremental, _) in enumerate(costs) if incremental]
+    middle_at = middle[len(middle) // 2]
+    return discovery + sum(cost for _, cost in costs[:middle_at])
 
 
 def env_prefix(plugin: str) -> str:
