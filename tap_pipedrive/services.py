@@ -27,6 +27,9 @@ if t.TYPE_CHECKING:
 
 LOGGER = logging.getLogger("tap-pipedrive")
 
+#: Where the company account's id is read (``include_company_id``).
+COMPANY_ENDPOINT = "/users/me"
+
 
 @dataclass(frozen=True)
 class FieldEndpoint:
@@ -102,6 +105,22 @@ class Services:
     #: parent lists read whole this run, by stream: a per-parent stream (phases, read per board)
     #: and the parent's own stream (boards) read it once between them
     listed: dict[str, list[Record]] = field(default_factory=dict)
+    _company: list[int] = field(default_factory=list)
+
+    def company_id(self) -> int:
+        """The Pipedrive company account's id (``/users/me``, 2 tokens), read once per run."""
+        if not self._company:
+            body = self.client.get("v1", COMPANY_ENDPOINT, stream="company id")
+            data = body.get("data") if isinstance(body, dict) else None
+            value = data.get("company_id") if isinstance(data, dict) else None
+            if not isinstance(value, int) or isinstance(value, bool):
+                msg = (
+                    f"Pipedrive's {COMPANY_ENDPOINT} answered without a company_id, "
+                    "which include_company_id needs"
+                )
+                raise ResponseError(msg)
+            self._company.append(value)
+        return self._company[0]
 
     @property
     def authenticator(self) -> PipedriveAuthenticator:

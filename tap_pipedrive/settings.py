@@ -212,6 +212,24 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         "column keeps its name when the field is renamed in Pipedrive.",
     ),
     th.Property(
+        "include_company_id",
+        th.BooleanType,
+        default=False,
+        title="Include company id",
+        description="Add `company_id` (the Pipedrive company account's id, from /users/me) to "
+        "every record of every stream and to each stream's primary key, so several companies "
+        "can load into the same tables without overwriting each other's rows.",
+    ),
+    th.Property(
+        "progress_interval",
+        th.NumberType(minimum=0),
+        default=30,
+        title="Progress interval",
+        description="Seconds between progress lines on stderr (per active stream: records, "
+        "requests, tokens, records a second); a run that ends sooner logs only its summary. "
+        "0 = no progress lines.",
+    ),
+    th.Property(
         "user_agent",
         th.StringType,
         title="User agent",
@@ -257,6 +275,8 @@ class Settings:
     custom_fields_mode: CustomFieldsMode
     custom_field_names: t.Mapping[str, str]
     user_agent: str
+    include_company_id: bool = False
+    progress_interval: float = 30.0
     api_token: str | None = field(default=None, repr=False)
     client_id: str | None = field(default=None, repr=False)
     client_secret: str | None = field(default=None, repr=False)
@@ -289,6 +309,8 @@ class Settings:
             custom_fields_mode=CustomFieldsMode(get("custom_fields_mode")),
             custom_field_names=dict(get("custom_field_names") or {}),
             user_agent=config.get("user_agent") or DEFAULT_USER_AGENT,
+            include_company_id=bool(get("include_company_id")),
+            progress_interval=float(get("progress_interval")),
             api_token=config.get("api_token"),
             client_id=config.get("client_id"),
             client_secret=config.get("client_secret"),

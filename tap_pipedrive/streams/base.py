@@ -39,6 +39,7 @@ if t.TYPE_CHECKING:
 
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
+    from singer_sdk.singerlib import Catalog
 
     from tap_pipedrive.http.paging import Record
     from tap_pipedrive.idset import IdSet
@@ -61,6 +62,14 @@ UNLISTED_SCHEMA: Schema = {
 }
 
 
+#: The column naming the Pipedrive company a record is from (``include_company_id``).
+COMPANY_ID = "company_id"
+COMPANY_ID_SCHEMA: Schema = {
+    "type": ["integer"],
+    "description": "The Pipedrive company account this record is from (include_company_id).",
+}
+
+
 class PipedriveStream(Stream):
     """A Pipedrive list endpoint: paging, incremental filters and exact bookmarks."""
 
@@ -76,7 +85,7 @@ class PipedriveStream(Stream):
         self.definition = definition
         self.services = services
         super().__init__(tap, schema=self.build_schema(), name=definition.name)
-        self.primary_keys = definition.keys
+        self.primary_keys = self._keys(definition.keys)
         self.replication_key = definition.replication_key
         self._timestamps = compile_plan(self.schema)
         self._deselects: bool | None = None  # whether the catalog deselects any property
@@ -120,12 +129,33 @@ class PipedriveStream(Stream):
             )
         return self._with_tap_columns(schema)
 
-    @staticmethod
-    def _with_tap_columns(schema: Schema) -> Schema:
-        """``schema`` with the columns the tap adds to every stream (deletes, unknown fields)."""
+    def _with_tap_columns(self, schema: Schema) -> Schema:
+        """``schema`` with the columns the tap adds to every stream (deletes, unknown fields).
+
+        With ``include_company_id``, also ``company_id``, which joins the primary key.
+        """
         schema["properties"][SDC_DELETED_AT] = dict(DELETED_AT_SCHEMA)
         schema["properties"][UNLISTED] = dict(UNLISTED_SCHEMA)
+        if self.services.settings.include_company_id:
+            schema["properties"][COMPANY_ID] = dict(COMPANY_ID_SCHEMA)
         return schema
+
+    def _keys(self, keys: t.Sequence[str]) -> list[str]:
+        """The stream's primary key: ``keys``, led by ``company_id`` with ``include_company_id``."""
+        if self.services.settings.include_company_id:
+            return [COMPANY_ID, *(k for k in keys if k != COMPANY_ID)]
+        return list(keys)
+
+    @override
+    def apply_catalog(self, catalog: Catalog) -> None:
+        """Take the catalog's selection and keys; ``company_id`` stays in both if asked for.
+
+        (A catalog discovered before ``include_company_id`` was turned on lacks the column.)
+        """
+        super().apply_catalog(catalog)
+        if self.services.settings.include_company_id:
+            self.primary_keys = self._keys(self.primary_keys or ())
+            self.effective_schema.setdefault("properties", {})[COMPANY_ID] = dict(COMPANY_ID_SCHEMA)
 
     @override
     def log(self, message: str, *args: t.Any, level: int = logging.INFO, **kwargs: t.Any) -> None:
@@ -302,6 +332,8 @@ class PipedriveStream(Stream):
             self._custom.apply(row)
         if unlisted := row.keys() - self._declared:
             self._keep_unlisted(row, unlisted)
+        if self.services.settings.include_company_id:
+            row[COMPANY_ID] = self.services.company_id()
         self.services.report.stats[self.name].records += 1
         return row
 

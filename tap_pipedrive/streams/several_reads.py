@@ -50,7 +50,7 @@ class SeveralReadsStream(PipedriveStream):
         try:
             for request in self.reads(context):
                 for record in self._read(request):
-                    key = tuple(record.get(k) for k in self.primary_keys)
+                    key = tuple(record.get(k) for k in self.definition.keys)
                     if key not in seen:
                         seen.add(key)
                         yield record
