@@ -129,7 +129,7 @@ class FakePipedrive(MoreEndpoints):
         access_token_ttl: float = 3599, scope: str = DEFAULT_SCOPE,
         burst_limit: int | None = None, burst_window: float = 2.0, cloudflare_after: int = 5,
         daily_token_budget: int | None = None, company_domain: str | None = None,
-        company_id: int | None = None,
+        company_id: int | None = None, latency: float = 0.0,
     ) -> None:
         if account is None:
             account = Account(seed, size, counts, company_id=company_id or DEFAULT_COMPANY[0],
@@ -144,6 +144,9 @@ class FakePipedrive(MoreEndpoints):
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.access_token_ttl = access_token_ttl
         self.scope = scope
+        # seconds of network round trip added to every request (half on the way in, half on
+        # the way out), slept on the request's own thread: concurrent requests overlap
+        self.latency = latency
         self._lock = threading.RLock()
         self._refresh_tokens = {refresh_token}
         self._auth_codes = {auth_code}
@@ -732,9 +735,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        resp = self.server.fake._handle(method, self.path, self.headers, body)
-        if resp.delay:
-            time.sleep(resp.delay)
+        fake = self.server.fake
+        # the latency, outside every lock: the request travels, is handled, the answer travels
+        # (the rate limiter sees the request when it arrives, as Pipedrive does)
+        half_trip = fake.latency / 2
+        if half_trip > 0:
+            time.sleep(half_trip)
+        resp = fake._handle(method, self.path, self.headers, body)
+        if resp.delay or half_trip > 0:
+            time.sleep(resp.delay + half_trip)
         if resp.mode == "reset":
             self._reset_connection()
             return

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jsonschema
@@ -497,6 +498,28 @@ def test_token_accounting(session):
         assert session.get(f"{srv.url}/v1/users/me").status_code == 200  # 2 tokens still fit
         srv.reset_counters()
         assert (srv.tokens_spent, srv.requests) == (0, [])
+
+
+def test_latency_delays_each_request_and_concurrent_requests_wait_together():
+    latency = 0.3
+    with FakePipedrive(latency=latency) as srv:
+        url = f"{srv.url}/api/v2/pipelines"
+        started = time.monotonic()
+        assert bare_get(url, headers=TOKEN).status_code == 200
+        assert time.monotonic() - started >= latency
+
+        def timed_get(_: int) -> float:
+            begin = time.monotonic()
+            assert bare_get(url, headers=TOKEN).status_code == 200
+            return time.monotonic() - begin
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            started = time.monotonic()
+            each = list(pool.map(timed_get, range(2)))
+            both = time.monotonic() - started
+        assert min(each) >= latency
+        # one latency, not two (the margin is for a busy machine)
+        assert both < 1.6 * latency, f"two concurrent requests took {both:.2f}s"
 
 
 def test_burst_limit_answers_429_then_cloudflare(session):
