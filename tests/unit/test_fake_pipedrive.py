@@ -358,6 +358,22 @@ def test_cursor_paging_by_update_time_is_exact_under_ties(session, sort_directio
     assert sum(r["update_time"] == "2025-03-01T12:00:00Z" for r in records) >= 300
 
 
+def test_a_list_walk_sees_a_change_made_between_its_pages(session):
+    # the fake keeps a query's rows in page order between pages: a change must still show
+    with FakePipedrive(Account(seed=7, size="small")) as srv:
+        url = f"{srv.url}/api/v2/persons"
+        params = {"limit": 10, "sort_by": "update_time"}
+        first = session.get(url, params=params).json()
+        oldest = first["data"][0]["id"]
+        srv.account.update("persons", oldest, name="Renamed, so now the newest")
+        rest = fetch_all(session, url, {**params, "cursor": first["additional_data"]["next_cursor"]})
+        assert rest[-1]["id"] == oldest
+        assert rest[-1]["name"] == "Renamed, so now the newest"
+        again = fetch_all(session, url, params)
+        assert [r["id"] for r in again][-1] == oldest
+        assert len(again) == len(srv.account.ids("persons"))
+
+
 @pytest.mark.parametrize(
     ("path", "limit"),
     [
