@@ -30,16 +30,22 @@ Parts (``--parts``, default all but ``memory``; ``--memory`` adds it):
 the allowed rate being (limit - 1) / 2 s (the tap leaves one slot of the window free for the
 customer's other integrations).
 
+"peak RSS" is the tap's own: each measured process is started by a small wrapper process
+(``--measure``) that reads its usage with ``os.wait4``, because on Linux a child's
+``ru_maxrss`` includes the RSS of the process it was forked from (here: the fake's accounts).
+
 How long it takes (2 cores, the tap of December 2026, one request at a time): ``--quick``
-about a minute; the default about 20 minutes (mostly the deal history at 20 requests / 2 s,
-which needs 5 minutes even when the tap is as fast as allowed); ``--memory`` adds about 10.
+under a minute; the default about 15 minutes (mostly the deal history: 2,700 requests, at
+20 requests / 2 s 5 minutes even for a tap as fast as allowed); ``--memory`` adds about 10.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -69,6 +75,7 @@ TAP_TIMEOUT = 3 * 3600  # seconds; a tap that hangs is killed, its row marked
 LOOPBACK = "127.0.0.1,localhost"
 RECORD_MARKS = (b'"type":"RECORD"', b'"type": "RECORD"')
 MILLION = 1_000_000
+MEASURE = "--measure"  # the wrapper mode: --measure USAGE_FILE -- COMMAND...
 
 
 def say(message: str) -> None:
@@ -124,19 +131,22 @@ def child_env() -> dict[str, str]:
 def run_measured(cmd: list[str], cwd: Path, log: Path) -> tuple[int, float, float, int, int, dict[str, int]]:
     """Run ``cmd``; count the RECORD lines of its stdout per stream.
 
-    Returns (exit code, wall s, CPU s, peak RSS KiB, records, records per stream). CPU and
-    RSS are the child's own, from ``os.wait4``.
+    Returns (exit code, wall s, CPU s, peak RSS KiB, records, records per stream), of ``cmd``
+    alone. ``cmd`` is started by a small wrapper process (``--measure``), which reads them with
+    ``os.wait4``: on Linux a child's ``ru_maxrss`` includes the RSS of the process it was
+    forked from, so a tap forked from this process (the fake's accounts, up to gigabytes)
+    would show this process's size. The wrapper's own (~12 MiB) is the floor of the reading.
     """
     per_stream: dict[str, int] = {}
+    usage_file = log.with_name(log.name + ".usage.json")
+    wrapper = [sys.executable, str(Path(__file__).resolve()), MEASURE, str(usage_file), "--", *cmd]
     with log.open("wb") as err:
-        begin = time.monotonic()
         proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd,
-            env=child_env(),
+            wrapper, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd,
+            env=child_env(), start_new_session=True,  # its own group: killed as one
         )
-        watchdog = threading.Timer(TAP_TIMEOUT, proc.kill)
+        watchdog = threading.Timer(TAP_TIMEOUT, _kill_group, (proc,))
         watchdog.start()
-        reaped = False
         try:
             assert proc.stdout is not None  # noqa: S101 - stdout=PIPE
             for line in proc.stdout:
@@ -146,17 +156,37 @@ def run_measured(cmd: list[str], cwd: Path, log: Path) -> tuple[int, float, floa
                     stream = line[start:line.index(b",", start)].strip(b' "').decode()
                     per_stream[stream] = per_stream.get(stream, 0) + 1
             proc.stdout.close()
-            _, status, usage = os.wait4(proc.pid, 0)
-            wall = time.monotonic() - begin
-            reaped = True
+            proc.wait()
         finally:
             watchdog.cancel()
-            if not reaped:  # interrupted: leave no tap behind
-                proc.kill()
+            if proc.poll() is None:  # interrupted: leave no tap behind
+                _kill_group(proc)
                 proc.wait()
+    if proc.returncode != 0 or not usage_file.exists():
+        return proc.returncode or 1, 0.0, 0.0, 0, sum(per_stream.values()), per_stream
+    usage = json.loads(usage_file.read_text(encoding="utf-8"))
+    return (usage["returncode"], usage["wall"], usage["cpu"], usage["maxrss_kib"],
+            sum(per_stream.values()), per_stream)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the wrapper and what it started (its own process group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def measure(usage_file: Path, cmd: list[str]) -> int:
+    """The wrapper: run ``cmd`` (inheriting stdout and stderr), write its usage as JSON."""
+    begin = time.monotonic()
+    proc = subprocess.Popen(cmd)  # noqa: S603 - the benchmark's own command lines
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - begin
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: tell Popen
-    cpu = usage.ru_utime + usage.ru_stime
-    return proc.returncode, wall, cpu, usage.ru_maxrss, sum(per_stream.values()), per_stream
+    usage_file.write_text(json.dumps({
+        "returncode": proc.returncode, "wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
+        "maxrss_kib": usage.ru_maxrss,  # KiB on Linux
+    }), encoding="utf-8")
+    return 0
 
 
 def write_config(folder: Path, server: FakePipedrive, parallel: int | None) -> Path:
@@ -195,6 +225,8 @@ def run_tap(
     fake_cpu = time.process_time() - here
     text = log.read_text(encoding="utf-8", errors="replace")
     summary = next((line.split("| ", 3)[-1] for line in text.splitlines() if "Run summary:" in line), "")
+    for warning in [line for line in text.splitlines() if "| WARNING" in line][:3]:
+        say(f"{run}, {plan_label(limit)}: the tap warned: {warning.split('| ', 3)[-1]}")
     say(f"{run}, {plan_label(limit)}: exit {rc}, {wall:.1f} s wall, {cpu:.1f} CPU-s, {records} records, "
         f"{len(server.requests)} requests, {server.count_429} 429s, fake {fake_cpu:.1f} CPU-s | "
         f"{summary or 'no run summary'}")
@@ -453,46 +485,57 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def run_parts(args: argparse.Namespace, tmp: Path) -> tuple[list[Measured], list[str]]:
+    """The measured rows and the notes under the table, of the parts asked for."""
+    rows: list[Measured] = []
+    notes: list[str] = []
+    if args.parts & {"full", "floor"}:
+        full = AccountSpec("full", args.size or "demo", None if args.size else demo_counts(args.records))
+        say(f"full sync: {full.counts or full.size}")
+        runs, requests_made = full_sync(full, args.plans if "full" in args.parts else [],
+                                        args.latency, tmp, args.parallel)
+        rows += runs
+        notes.append(f"full sync: the fake generated each account in {min(full.generated_seconds):.1f} s")
+        if "floor" in args.parts:
+            floor = cpu_floor(full, requests_made, tmp)
+            rows.append(floor)
+            notes.append(floor_note(runs[-1], floor))
+    if "history" in args.parts:
+        deals = AccountSpec("history", "demo", {"deals": args.deals})
+        say(f"deal history: {args.deals} deals")
+        rows += deal_history(deals, args.plans, args.latency, tmp, args.parallel)
+        notes.append(f"deal history: the fake generated each account in "
+                     f"{min(deals.generated_seconds):.1f} s")
+    if "memory" in args.parts:
+        mem_rows, mem_notes = memory(args.memory_records, tmp, args.parallel)
+        rows += mem_rows
+        notes += mem_notes
+    notes.append(f"tap start-up: {startup_cpu(tmp):.1f} CPU-s (`--about`: interpreter and imports)")
+    return rows, notes
+
+
+def floor_note(tap: Measured, floor: Measured) -> str:
+    """The tap's CPU-seconds per record against the floor's."""
+    if not (floor.records and tap.records and floor.cpu > 0 and tap.cpu > 0):
+        return "tap ÷ floor: not measured (a run failed)"
+    ratio = (tap.cpu / tap.records) / (floor.cpu / floor.records)
+    return (f"tap ÷ floor: {ratio:.1f} times the CPU-seconds per record (tap "
+            f"{tap.records_per_cpu_second:,.0f} records / CPU-s, floor {floor.records_per_cpu_second:,.0f}; "
+            f"the floor wrote {floor.records:,} records from the same {floor.requests} requests)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the parts asked for; print the table; return 1 if any tap run failed."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [MEASURE]:  # before argparse: the command's own options follow
+        return measure(Path(argv[1]), argv[3:] if argv[2:3] == ["--"] else argv[2:])
     args = parse_args(argv)
     if args.replay is not None:
         return replay(args.replay)
     fake_modules()
     begun = time.monotonic()
-    rows: list[Measured] = []
-    notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="tap-pipedrive-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        full = AccountSpec("full", args.size or "demo", None if args.size else demo_counts(args.records))
-        if args.parts & {"full", "floor"}:
-            say(f"full sync: {full.counts or full.size}")
-            runs, requests_made = full_sync(full, args.plans if "full" in args.parts else [],
-                                            args.latency, tmp, args.parallel)
-            rows += runs
-            notes.append(f"full sync: the fake generated each account in {min(full.generated_seconds):.1f} s")
-            if "floor" in args.parts:
-                floor = cpu_floor(full, requests_made, tmp)
-                rows.append(floor)
-                tap = runs[-1]
-                if floor.records and tap.records and floor.cpu > 0:
-                    ratio = (tap.cpu / tap.records) / (floor.cpu / floor.records)
-                    notes.append(
-                        f"tap ÷ floor: {ratio:.1f} times the CPU-seconds per record "
-                        f"(tap {tap.records_per_cpu_second:,.0f} records / CPU-s, floor "
-                        f"{floor.records_per_cpu_second:,.0f}; the floor wrote {floor.records:,} "
-                        f"records from the same {floor.requests} requests)")
-        if "history" in args.parts:
-            deals = AccountSpec("history", "demo", {"deals": args.deals})
-            say(f"deal history: {args.deals} deals")
-            rows += deal_history(deals, args.plans, args.latency, tmp, args.parallel)
-            notes.append(f"deal history: the fake generated each account in "
-                         f"{min(deals.generated_seconds):.1f} s")
-        if "memory" in args.parts:
-            mem_rows, mem_notes = memory(args.memory_records, tmp, args.parallel)
-            rows += mem_rows
-            notes += mem_notes
-        notes.append(f"tap start-up: {startup_cpu(tmp):.1f} CPU-s (`--about`: interpreter and imports)")
+    with tempfile.TemporaryDirectory(prefix="tap-pipedrive-bench-") as tmp:
+        rows, notes = run_parts(args, Path(tmp))
     print(f"tap-pipedrive benchmark: latency {args.latency * 1000:.0f} ms at the plans, "
           f"max_parallel_requests {args.parallel if args.parallel is not None else '(not set)'}, "
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
