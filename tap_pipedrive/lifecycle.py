@@ -14,6 +14,7 @@ from singer_sdk.singerlib import StateMessage
 
 from tap_pipedrive.cli import CliConfig, build_tap, connection_label, read_catalog, read_state
 from tap_pipedrive.errors import EXIT_SIGNAL_BASE, PipedriveError, StoppedBySignalError
+from tap_pipedrive.report import Progress
 
 if t.TYPE_CHECKING:
     from tap_pipedrive.tap import TapPipedrive
@@ -51,11 +52,14 @@ def run(
 
 def sync(tap: TapPipedrive) -> None:
     """Sync the selected streams in order, each reading the next ones' first pages ahead."""
-    fetcher = tap.services.fetcher
+    services = tap.services
+    fetcher = services.fetcher
     fetcher.ahead_of_streams = True
+    progress = Progress(services.report, services.settings.progress_interval, tap.logger).start()
     try:
         tap.sync_all()
     finally:
+        progress.stop()
         unused = fetcher.close()
         if unused:
             tap.logger.debug("%d list(s) read ahead were not needed", unused)

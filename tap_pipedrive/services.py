@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from tap_pipedrive.auth import PipedriveAuthenticator, RefreshTokenStore
 from tap_pipedrive.custom_fields import CustomField
-from tap_pipedrive.errors import StreamUnavailableError
+from tap_pipedrive.errors import APIError, StreamUnavailableError
 from tap_pipedrive.http.client import PipedriveClient
 from tap_pipedrive.http.fetcher import Fetcher
 from tap_pipedrive.http.paging import ListRequest, PagingKind
@@ -118,7 +118,7 @@ class Services:
                     f"Pipedrive's {COMPANY_ENDPOINT} answered without a company_id, "
                     "which include_company_id needs"
                 )
-                raise ResponseError(msg)
+                raise APIError(msg)
             self._company.append(value)
         return self._company[0]
 
