@@ -141,7 +141,7 @@ STREAMS: tuple[StreamDef, ...] = (
     ),
     StreamDef(
         "archived_projects", WholeReadStream, "v2", "/projects/archived", CURSOR, WHOLE_READ,
-        params=PROJECT_STATUSES, custom_fields="project",
+        params=PROJECT_STATUSES, custom_fields="project", mirror_to="projects",
         doc="Archived projects, which Pipedrive lists only on their own endpoint",
     ),
     StreamDef("tasks", WholeReadStream, "v2", "/tasks", CURSOR, WHOLE_READ, doc="Tasks of projects"),
