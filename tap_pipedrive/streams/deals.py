@@ -212,7 +212,7 @@ class DealChildStream(PipedriveStream):
         self._swept: set[object] = set()
         self._swept_versions: set[object] = set()
         parents = [p for p in self.parents if isinstance(p, DealsStream) and p.seen is not None]
-        deal_ids = sorted(t.cast("set[int]", {i for p in parents if p.seen for i in p.seen.ids}))
+        deal_ids = sorted(t.cast("set[int]", {i for p in parents if p.seen for i in p.seen}))
         for batch in chunks(deal_ids):
             self.read_batch_ahead(batch)
         for batch in chunks(deal_ids):
@@ -223,7 +223,7 @@ class DealChildStream(PipedriveStream):
         """The sweep is complete: a tombstone for each product no deal has any more."""
         if self.seen is None or self.versions is None:
             return
-        for rid in sorted(self.seen.ids - self._swept, key=str):
+        for rid in self.seen.difference(self._swept):
             yield tombstone(self.definition, rid)
         self.versions.replace(self._swept_versions)
         state = self.get_context_state(None)
