@@ -12,6 +12,7 @@ written.
 from __future__ import annotations
 
 import sys
+import time
 import typing as t
 
 import msgspec
@@ -54,18 +55,57 @@ class SingerWriter(GenericSingerWriter[bytes, "Message"]):
             out.flush()
 
 
-class ChangedStateWriter(StateWriter):
-    """Writes a STATE only when it differs from the last one written (compared as encoded)."""
+    def write_line(self, line: bytes) -> None:
+        """Write one encoded message (a STATE) and flush."""
+        out = sys.stdout.buffer
+        out.write(line)
+        out.flush()
 
-    def __init__(self, message_writer: GenericSingerWriter[t.Any, t.Any]) -> None:
+
+#: STATE bytes a second at most: after a STATE of n bytes the next one waits n / this seconds
+STATE_BYTES_PER_SECOND = 2_000_000
+#: and never longer than this
+MAX_STATE_GAP = 5.0
+#: a STATE up to this size never waits
+SMALL_STATE = 100_000
+
+
+class ChangedStateWriter(StateWriter):
+    """Writes a STATE when it differs from the last one written, at a bounded rate of bytes.
+
+    The streams ask for a STATE after every page. STATEs up to ``SMALL_STATE`` bytes all go
+    out; a large one (the
+    ids of a million records written, kept for delete detection) is written at most every
+    ``size / STATE_BYTES_PER_SECOND`` seconds, so STATE does not grow into gigabytes of
+    output over a long run. A STATE left out is no loss: every later one covers as much and
+    more, and whatever ends the run writes a final STATE (``lifecycle.write_final_state``).
+    """
+
+    def __init__(
+        self, message_writer: GenericSingerWriter[t.Any, t.Any], clock: t.Callable[[], float] = time.monotonic
+    ) -> None:
         """Nothing written yet."""
         super().__init__(message_writer)
         self._last: bytes | None = None
+        self._last_at = 0.0
+        self._clock = clock
 
     @override
     def write_state(self, state: TapState) -> None:
-        """Write ``state`` unless it is the one written last."""
+        """Write ``state`` unless it is the one written last, or the last one was large and recent."""
+        now = self._clock()
+        last = self._last
+        if (
+            last is not None
+            and len(last) > SMALL_STATE
+            and now - self._last_at < min(MAX_STATE_GAP, len(last) / STATE_BYTES_PER_SECOND)
+        ):
+            return
         encoded = _ENCODER.encode(state)
-        if encoded != self._last:
+        if encoded == self._last:
+            return
+        if isinstance(self._message_writer, SingerWriter):
+            self._message_writer.write_line(b'{"type":"STATE","value":' + encoded + b"}\n")
+        else:
             self._message_writer.write_message(StateMessage(value=state))
-            self._last = encoded
+        self._last, self._last_at = encoded, now

@@ -79,11 +79,19 @@ class ReadAhead:
             self._buffer.put(exc)
 
     def _may_read(self, fetched: int) -> bool:
-        """Wait until page ``fetched`` may be read; False once the reader is gone."""
+        """Wait until page ``fetched`` may be read; False once the reader is gone.
+
+        Near the end of ``max_tokens_per_run`` only the pages the reader asked for are read.
+        """
         with self._turn:
-            while not self._cancelled and fetched >= max(1, self._asked + self._lookahead):
+            while not self._cancelled and fetched >= self._allowed():
                 self._turn.wait(POLL_SECONDS)
             return not self._cancelled
+
+    def _allowed(self) -> int:
+        if self._client.budget.nearly_spent():
+            return self._asked
+        return max(1, self._asked + self._lookahead)
 
     def pages(self, stop: StopSignal) -> Iterator[Page]:
         """The pages, in order, as they arrive (a stop while waiting stops at once)."""
@@ -124,8 +132,8 @@ class Fetcher:
 
     @property
     def parallel_enabled(self) -> bool:
-        """Whether anything runs ahead at all."""
-        return self.parallel > 1
+        """Whether anything runs ahead at all (not near the end of ``max_tokens_per_run``)."""
+        return self.parallel > 1 and not self._client.budget.nearly_spent()
 
     def read_ahead(self, request: ListRequest, kind: PagingKind, lookahead: int = PAGES_AHEAD) -> None:
         """Start reading ``request``'s list now, for :meth:`pages` to hand over later."""
@@ -142,12 +150,12 @@ class Fetcher:
         The next page is read while this one is written; with ``parallel`` 1, everything is
         read on this thread, one request at a time.
         """
-        if not self.parallel_enabled:
-            yield from self._client.pages(request, kind)
-            return
         with self._lock:
             reader = self._ahead.pop(request_key(request, kind), None)
         if reader is None:
+            if not self.parallel_enabled:
+                yield from self._client.pages(request, kind)
+                return
             reader = ReadAhead(self._client, request, kind, lookahead)
         yield from reader.pages(self._stop)
 

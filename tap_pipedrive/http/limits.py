@@ -145,6 +145,17 @@ class TokenBudget:
     spent: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    #: within this many tokens of ``max_tokens``, nothing is read ahead (see ``nearly_spent``)
+    RESERVE: t.ClassVar[int] = 500
+
+    def nearly_spent(self) -> bool:
+        """Whether the run is within :attr:`RESERVE` tokens of ``max_tokens_per_run``.
+
+        From there on requests go one at a time, in the order the streams write them, so the
+        budget buys what is written next and the run stops exactly where a serial run would.
+        """
+        return self.max_tokens is not None and self.max_tokens - self.spent < self.RESERVE
+
     def charge(self, cost: int, what: str) -> None:
         """Reserve ``cost`` tokens for a request, or stop the run if that would overspend."""
         with self._lock:

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tap_pipedrive.http.fetcher import Fetcher
+from tap_pipedrive.http.limits import TokenBudget
 from tap_pipedrive.http.paging import ListRequest, PagingKind
 from tap_pipedrive.stopping import StopSignal
 
@@ -22,6 +23,7 @@ class PagedClient:
         self.delay = delay
         self.read: dict[str, int] = dict.fromkeys(pages, 0)
         self.lock = threading.Lock()
+        self.budget = TokenBudget()
 
     def pages(self, request: ListRequest, kind: PagingKind):  # noqa: ARG002 - the client's signature
         for page in self.lists[request.path]:
@@ -148,3 +150,16 @@ def test_close_stops_and_counts_the_lists_nobody_asked_for():
     assert f.close() == 2
     time.sleep(0.2)
     assert client.read["/a"] <= 3  # the first page and two ahead at most, then it stopped
+
+
+def test_near_the_end_of_the_token_budget_nothing_is_read_ahead():
+    client = PagedClient({"/a": [[1], [2], [3]], "/b": [[4]]})
+    client.budget = TokenBudget(max_tokens=TokenBudget.RESERVE + 10)
+    client.budget.charge(20, "spent so far")  # now within the reserve
+    fetch = fetcher(client, parallel=8)
+    fetch.read_ahead(request("/b"), PagingKind.NONE)
+    reader = fetch.pages(request("/a"), PagingKind.NONE)
+    assert next(reader) == [1]
+    time.sleep(0.3)
+    assert client.read == {"/a": 1, "/b": 0}  # only what was asked for
+    assert list(reader) == [[2], [3]]

@@ -91,6 +91,36 @@ def test_an_unchanged_state_is_written_once_and_a_changed_one_again(pipe):
     assert values == ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"]
 
 
+def test_a_large_state_waits_its_share_of_the_byte_rate_a_small_one_does_not(monkeypatch):
+    out = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(out))
+    now = [100.0]
+    states = ChangedStateWriter(SingerWriter(), clock=lambda: now[0])
+
+    def written() -> list[int]:
+        lines = out.getvalue().splitlines()
+        out.seek(0)
+        out.truncate()
+        return [json.loads(line)["value"]["bookmarks"]["deals"]["n"] for line in lines]
+
+    small = {"bookmarks": {"deals": {"n": 0}}}
+    for n in range(3):  # a few bytes: every change goes out at once
+        small["bookmarks"]["deals"]["n"] = n
+        states.write_state(small)
+    assert written() == [0, 1, 2]
+
+    big = {"bookmarks": {"deals": {"n": 0, "seen_new": list(range(300_000))}}}  # about 2 MB
+    states.write_state(big)
+    size = len(json.dumps(big, separators=(",", ":")))
+    for n in range(1, 4):  # asked for again at once: left out (a later STATE covers it)
+        big["bookmarks"]["deals"]["n"] = n
+        states.write_state(big)
+    assert written() == [0]
+    now[0] += size / 2_000_000 + 0.01  # its share of the byte rate has passed
+    states.write_state(big)
+    assert written() == [3]
+
+
 def test_flags_become_booleans_and_timestamps_utc_at_any_depth():
     flag = {"type": ["boolean", "null"]}
     schema = {
