@@ -14,6 +14,7 @@ from singer_sdk.singerlib import StateMessage
 
 from tap_pipedrive.cli import CliConfig, build_tap, connection_label, read_catalog, read_state
 from tap_pipedrive.errors import EXIT_SIGNAL_BASE, PipedriveError, StoppedBySignalError
+from tap_pipedrive.report import Progress
 
 if t.TYPE_CHECKING:
     from tap_pipedrive.tap import TapPipedrive
@@ -36,7 +37,7 @@ def run(
     tap = None
     try:
         tap = build_tap(tap_class, config, state=read_state(state), catalog=read_catalog(catalog))
-        tap.sync_all()
+        sync(tap)
     except Exception as exc:  # every failure ends in one line and an exit code
         error = exc if isinstance(exc, PipedriveError) else unexpected(exc)
         if tap is None:
@@ -47,6 +48,21 @@ def run(
             sys.exit(error.exit_code)
         end_run(tap, error, exc)
     end_run(tap, None)
+
+
+def sync(tap: TapPipedrive) -> None:
+    """Sync the selected streams in order, each reading the next ones' first pages ahead."""
+    services = tap.services
+    fetcher = services.fetcher
+    fetcher.ahead_of_streams = True
+    progress = Progress(services.report, services.settings.progress_interval, tap.logger).start()
+    try:
+        tap.sync_all()
+    finally:
+        progress.stop()
+        unused = fetcher.close()
+        if unused:
+            tap.logger.debug("%d list(s) read ahead were not needed", unused)
 
 
 def unexpected(exc: BaseException) -> PipedriveError:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import typing as t
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+
+if t.TYPE_CHECKING:
+    import logging
 
 
 @dataclass
@@ -58,3 +63,58 @@ class RunReport:
             f"({waited_seconds:.1f}s waiting for the burst limit)"
         )
         return "\n".join([head, *lines])
+
+
+class Progress:
+    """Every ``interval`` seconds, one line on stderr per stream active since the last line.
+
+    A daemon thread reads the report's counters (plain integers the run keeps up to date); a
+    run that ends within the first interval logs nothing extra.
+    """
+
+    def __init__(self, report: RunReport, interval: float, logger: logging.Logger) -> None:
+        """Nothing runs until :meth:`start`."""
+        self.report = report
+        self.interval = interval
+        self.logger = logger
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tap-pipedrive-progress", daemon=True)
+        self._last: dict[str, tuple[int, int]] = {}
+        self._last_at = time.monotonic()
+
+    def start(self) -> Progress:
+        """Start the lines (none with an interval of 0)."""
+        if self.interval > 0:
+            self._last_at = time.monotonic()
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the lines (the run summary follows)."""
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            for line in self.lines():
+                self.logger.info("%s", line)
+
+    def lines(self) -> list[str]:
+        """The progress lines of the streams that read or wrote since the last call."""
+        now = time.monotonic()
+        elapsed = max(now - self._last_at, 1e-9)
+        self._last_at = now
+        lines = []
+        for name, s in sorted(dict(self.report.stats).items()):
+            records, requests = s.records, s.requests
+            before = self._last.get(name, (0, 0))
+            self._last[name] = (records, requests)
+            if (records, requests) == before:
+                continue
+            rate = (records - before[0]) / elapsed
+            lines.append(
+                f"Progress: {name}: {records} records, {requests} requests, {s.tokens} tokens, "
+                f"{rate:.0f} records/s"
+            )
+        return lines

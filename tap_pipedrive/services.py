@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from tap_pipedrive.auth import PipedriveAuthenticator, RefreshTokenStore
 from tap_pipedrive.custom_fields import CustomField
-from tap_pipedrive.errors import StreamUnavailableError
+from tap_pipedrive.errors import APIError, StreamUnavailableError
 from tap_pipedrive.http.client import PipedriveClient
+from tap_pipedrive.http.fetcher import Fetcher
 from tap_pipedrive.http.paging import ListRequest, PagingKind
 from tap_pipedrive.report import RunReport
 from tap_pipedrive.stopping import StopSignal
@@ -25,6 +26,9 @@ if t.TYPE_CHECKING:
     from tap_pipedrive.settings import CustomFieldsMode, Settings
 
 LOGGER = logging.getLogger("tap-pipedrive")
+
+#: Where the company account's id is read (``include_company_id``).
+COMPANY_ENDPOINT = "/users/me"
 
 
 @dataclass(frozen=True)
@@ -43,20 +47,28 @@ class FieldCatalog:
     streams, which emit the definitions already read rather than reading them again.
     """
 
-    def __init__(self, client: PipedriveClient, endpoints: Mapping[str, FieldEndpoint]) -> None:
+    def __init__(self, fetcher: Fetcher, endpoints: Mapping[str, FieldEndpoint]) -> None:
         """Read nothing yet: each entity's definitions are read when first asked for."""
-        self._client = client
+        self._fetcher = fetcher
         self._endpoints = endpoints
         self._definitions: dict[str, list[Record]] = {}
+
+    def _request(self, entity: str) -> ListRequest:
+        where = self._endpoints[entity]
+        return ListRequest(where.version, where.path, stream=f"{entity}_fields")
+
+    def read_ahead(self) -> None:
+        """Start reading every entity's definitions now, in parallel (discovery needs them all)."""
+        for entity, where in self._endpoints.items():
+            if entity not in self._definitions:
+                self._fetcher.read_ahead(self._request(entity), where.paging)
 
     def definitions(self, entity: str) -> list[Record]:
         """The field definitions of ``entity`` (``deal``, ``person``, …), in Pipedrive's order."""
         if entity not in self._definitions:
-            where = self._endpoints[entity]
-            request = ListRequest(where.version, where.path, stream=f"{entity}_fields")
             records: list[Record] = []
             try:
-                for page in self._client.pages(request, where.paging):
+                for page in self._fetcher.pages(self._request(entity), self._endpoints[entity].paging):
                     records.extend(page)
             except StreamUnavailableError as exc:
                 LOGGER.warning("Cannot read the %s fields, so their custom fields stay raw: %s", entity, exc)
@@ -85,6 +97,7 @@ class Services:
 
     settings: Settings
     client: PipedriveClient
+    fetcher: Fetcher
     fields: FieldCatalog
     report: RunReport
     custom: CustomFieldOptions
@@ -92,6 +105,22 @@ class Services:
     #: parent lists read whole this run, by stream: a per-parent stream (phases, read per board)
     #: and the parent's own stream (boards) read it once between them
     listed: dict[str, list[Record]] = field(default_factory=dict)
+    _company: list[int] = field(default_factory=list)
+
+    def company_id(self) -> int:
+        """The Pipedrive company account's id (``/users/me``, 2 tokens), read once per run."""
+        if not self._company:
+            body = self.client.get("v1", COMPANY_ENDPOINT, stream="company id")
+            data = body.get("data") if isinstance(body, dict) else None
+            value = data.get("company_id") if isinstance(data, dict) else None
+            if not isinstance(value, int) or isinstance(value, bool):
+                msg = (
+                    f"Pipedrive's {COMPANY_ENDPOINT} answered without a company_id, "
+                    "which include_company_id needs"
+                )
+                raise APIError(msg)
+            self._company.append(value)
+        return self._company[0]
 
     @property
     def authenticator(self) -> PipedriveAuthenticator:
@@ -139,11 +168,14 @@ class Services:
             retry_initial_delay=settings.retry_initial_delay,
             max_tokens_per_run=settings.max_tokens_per_run,
             stop=stop,
+            parallel=settings.max_parallel_requests,
         )
+        fetcher = Fetcher(client, stop, settings.max_parallel_requests)
         return cls(
             settings=settings,
             client=client,
-            fields=FieldCatalog(client, field_endpoints),
+            fetcher=fetcher,
+            fields=FieldCatalog(fetcher, field_endpoints),
             report=report,
             custom=CustomFieldOptions(mode=settings.custom_fields_mode, pins=settings.custom_field_names),
             stop=stop,

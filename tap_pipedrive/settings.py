@@ -167,6 +167,15 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         "more of the company's daily API token budget than this.",
     ),
     th.Property(
+        "max_parallel_requests",
+        th.IntegerType(minimum=1, maximum=32),
+        default=8,
+        title="Max parallel requests",
+        description="How many requests to Pipedrive may be in flight at once (reading the next "
+        "pages, the next streams and the children ahead of writing them), always within the "
+        "burst limit Pipedrive announces. 1 reads one request at a time.",
+    ),
+    th.Property(
         "detect_deletes",
         th.BooleanType,
         default=True,
@@ -201,6 +210,24 @@ CONFIG_SCHEMA: dict[str, t.Any] = th.PropertiesList(
         description="Pins column names: an object of Pipedrive field code → column name, "
         'e.g. `{"dcf558aac1ae4e8c4f849ba5e668430d8df9be12": "deal_source"}`. A pinned '
         "column keeps its name when the field is renamed in Pipedrive.",
+    ),
+    th.Property(
+        "include_company_id",
+        th.BooleanType,
+        default=False,
+        title="Include company id",
+        description="Add `company_id` (the Pipedrive company account's id, from /users/me) to "
+        "every record of every stream and to each stream's primary key, so several companies "
+        "can load into the same tables without overwriting each other's rows.",
+    ),
+    th.Property(
+        "progress_interval",
+        th.NumberType(minimum=0),
+        default=30,
+        title="Progress interval",
+        description="Seconds between progress lines on stderr (per active stream: records, "
+        "requests, tokens, records a second); a run that ends sooner logs only its summary. "
+        "0 = no progress lines.",
     ),
     th.Property(
         "user_agent",
@@ -242,11 +269,14 @@ class Settings:
     max_retries: int
     retry_initial_delay: float
     max_tokens_per_run: int | None
+    max_parallel_requests: int
     detect_deletes: bool
     detect_deletes_every_hours: float
     custom_fields_mode: CustomFieldsMode
     custom_field_names: t.Mapping[str, str]
     user_agent: str
+    include_company_id: bool = False
+    progress_interval: float = 30.0
     api_token: str | None = field(default=None, repr=False)
     client_id: str | None = field(default=None, repr=False)
     client_secret: str | None = field(default=None, repr=False)
@@ -273,11 +303,14 @@ class Settings:
             max_retries=int(get("max_retries")),
             retry_initial_delay=float(get("retry_initial_delay")),
             max_tokens_per_run=get("max_tokens_per_run"),
+            max_parallel_requests=int(get("max_parallel_requests")),
             detect_deletes=bool(get("detect_deletes")),
             detect_deletes_every_hours=float(get("detect_deletes_every_hours")),
             custom_fields_mode=CustomFieldsMode(get("custom_fields_mode")),
             custom_field_names=dict(get("custom_field_names") or {}),
             user_agent=config.get("user_agent") or DEFAULT_USER_AGENT,
+            include_company_id=bool(get("include_company_id")),
+            progress_interval=float(get("progress_interval")),
             api_token=config.get("api_token"),
             client_id=config.get("client_id"),
             client_secret=config.get("client_secret"),

@@ -48,6 +48,11 @@ class StopSignal:
         if self._signum is not None and not self._shielded:
             raise StoppedBySignalError(self._signum)
 
+    def checkpoint_in_worker(self) -> None:
+        """A background thread stops before its next request once a stop is requested."""
+        if self._signum is not None and threading.current_thread() is not threading.main_thread():
+            raise StoppedBySignalError(self._signum)
+
     @contextlib.contextmanager
     def interruptible(self) -> Iterator[None]:
         """A wait on Pipedrive: a signal stops the run at once (nothing is half-written here)."""

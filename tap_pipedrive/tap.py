@@ -23,6 +23,7 @@ from tap_pipedrive.redaction import SecretRedactor
 from tap_pipedrive.services import Services
 from tap_pipedrive.settings import CONFIG_SCHEMA, SECRET_FIELDS, Settings
 from tap_pipedrive.streams import STREAMS, field_endpoints, wire
+from tap_pipedrive.writer import ChangedStateWriter, SingerWriter
 
 if t.TYPE_CHECKING:
     from collections.abc import Sequence
@@ -42,6 +43,7 @@ class TapPipedrive(Tap):
     # Discovery reads the account's custom fields, so it needs (and validates) the config.
     dynamic_catalog = True
     config_jsonschema = CONFIG_SCHEMA
+    message_writer_class = SingerWriter
 
     def __init__(self, *, config_paths: Sequence[str] = (), **kwargs: t.Any) -> None:  # noqa: ANN401
         """Set up the tap; ``config_paths`` are the ``--config`` arguments (for write-back).
@@ -53,6 +55,8 @@ class TapPipedrive(Tap):
         self._services: Services | None = None
         self._wired = False
         super().__init__(**kwargs)
+        # the SDK's StateWriter deep-copies every STATE to compare it with the next one
+        self._state_writer = ChangedStateWriter(self.message_writer)
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
@@ -103,6 +107,7 @@ class TapPipedrive(Tap):
     def discover_streams(self) -> list[Stream]:
         """Every stream of the registry (``streams/registry.py``)."""
         services = self.services
+        services.fields.read_ahead()  # the schemas need every entity's field definitions
         return [definition.kind(self, definition, services) for definition in STREAMS]
 
     @property

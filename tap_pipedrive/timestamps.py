@@ -14,6 +14,8 @@ _TS = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?)?"
     r"\s*(Z|z|[+-]\d{2}:?\d{2})?$"
 )
+#: the tap's own form, exactly
+_FORM = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _UTC_OFFSETS = (None, "Z", "z", "+00:00", "+0000", "-00:00")
 
 
@@ -24,6 +26,8 @@ def normalize_timestamp(value: object) -> object:
     """
     if not isinstance(value, str):
         return value
+    if len(value) == 20 and value[19] == "Z" and value[10] == "T" and _FORM.match(value):  # noqa: PLR2004
+        return value  # already the tap's form (v2's usual one)
     match = _TS.match(value.strip())
     if not match:
         return value

@@ -99,6 +99,7 @@ class ValueMapper:
         self.mode = mode
         self.style = style
         self.fields = {f.code: f for f in fields}
+        self._converters = {f.code: f.converter() for f in fields}
         self.columns = columns_in_schema(schema)
         self._warn = warn
         self._warned = warned if warned is not None else set()
@@ -146,7 +147,7 @@ class ValueMapper:
                         code,
                     )
                 continue
-            definition = self.fields.get(code)
-            row[column] = definition.convert(value) if definition else value
+            convert = self._converters.get(code)
+            row[column] = convert(value) if convert else value
         row["custom_fields"] = unknown or None
         return row

@@ -59,6 +59,15 @@ class CustomField:
             return None
         return field_type(self.field_type).convert(value, self._options)
 
+    def converter(self) -> t.Callable[[object], object]:
+        """:meth:`convert` with the type and options looked up once (for every record of a run)."""
+        kind, options = field_type(self.field_type), self._options
+
+        def convert(value: object) -> object:
+            return None if value is None else kind.convert(value, options)
+
+        return convert
+
     def from_v1_record(self, record: dict[str, t.Any]) -> object:
         """Read this field's value (and its companion keys) off a v1 record, removing them."""
         raw = record.pop(self.code, None)

@@ -52,6 +52,10 @@ class RateLimiter:
         self._answered: deque[float] = deque()
         self._in_flight = 0
         self._blocked_until = 0.0
+        #: requests being held back now, and since when at least one has been
+        self._holding = 0
+        self._holding_since = 0.0
+        #: wall time during which at least one request was held back (not a sum over threads)
         self.waited_seconds = 0.0
 
     @property
@@ -67,30 +71,48 @@ class RateLimiter:
         """Wait until a request may go out; return how long this call waited."""
         waited = 0.0
         with self._lock:
-            while True:
-                now = self._clock()
-                while self._answered and self._answered[0] <= now - self._window:
-                    self._answered.popleft()
-                wait = self._blocked_until - now
-                if self._limit is None:
-                    # Until Pipedrive has told us the limit: one request at a time.
-                    if self._in_flight:
-                        wait = max(wait, 0.05)
-                elif len(self._answered) + self._in_flight >= self._capacity():
-                    if self._answered:
-                        wait = max(wait, self._answered[0] + self._window - now)
-                    else:
-                        wait = max(wait, 0.05)  # only in-flight requests: wait for one
-                if wait <= 0:
-                    self._in_flight += 1
-                    self.waited_seconds += waited
-                    return waited
-                self._lock.release()
-                try:
-                    self._sleep(wait)
-                finally:
-                    self._lock.acquire()
-                waited += wait
+            try:
+                while True:
+                    now = self._clock()
+                    wait = self._wait_needed(now)
+                    if wait <= 0:
+                        self._in_flight += 1
+                        return waited
+                    if not waited:
+                        self._start_holding(now)
+                    self._lock.release()
+                    try:
+                        self._sleep(wait)
+                    finally:
+                        self._lock.acquire()
+                    waited += wait
+            finally:  # sent, or stopped while waiting: either way no longer held back
+                if waited:
+                    self._stop_holding(self._clock())
+
+    def _wait_needed(self, now: float) -> float:
+        """How long a request must wait from ``now`` (0 or less: it may go)."""
+        while self._answered and self._answered[0] <= now - self._window:
+            self._answered.popleft()
+        wait = self._blocked_until - now
+        if self._limit is None:
+            # Until Pipedrive has told us the limit: one request at a time.
+            if self._in_flight:
+                wait = max(wait, 0.05)
+        elif len(self._answered) + self._in_flight >= self._capacity():
+            # the oldest answer leaving the window frees a slot; only in-flight ones: wait for one
+            wait = max(wait, self._answered[0] + self._window - now if self._answered else 0.05)
+        return wait
+
+    def _start_holding(self, now: float) -> None:
+        self._holding += 1
+        if self._holding == 1:
+            self._holding_since = now
+
+    def _stop_holding(self, now: float) -> None:
+        self._holding -= 1
+        if self._holding == 0:
+            self.waited_seconds += now - self._holding_since
 
     def release(self, headers: Mapping[str, str] | None) -> None:
         """Record an answer (or a failed attempt) and learn from its rate-limit headers."""
@@ -122,6 +144,17 @@ class TokenBudget:
     max_tokens: int | None = None
     spent: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    #: within this many tokens of ``max_tokens``, nothing is read ahead (see ``nearly_spent``)
+    RESERVE: t.ClassVar[int] = 500
+
+    def nearly_spent(self) -> bool:
+        """Whether the run is within :attr:`RESERVE` tokens of ``max_tokens_per_run``.
+
+        From there on requests go one at a time, in the order the streams write them, so the
+        budget buys what is written next and the run stops exactly where a serial run would.
+        """
+        return self.max_tokens is not None and self.max_tokens - self.spent < self.RESERVE
 
     def charge(self, cost: int, what: str) -> None:
         """Reserve ``cost`` tokens for a request, or stop the run if that would overspend."""

@@ -89,9 +89,11 @@ class QueuedChildStream(PipedriveStream):
     def read_records(self, context: Context | None) -> Iterable[Record]:
         """Each queued parent's new child rows, one parent at a time, parents in id order."""
         self.id_sets.append(self.queue)
-        for parent_id in sorted(self.queue.ids, key=str):
+        parents = sorted(self.queue, key=str)
+        # the parents' children are read in parallel (at most max_parallel_requests at once)
+        for parent_id, result in self.services.fetcher.map_ordered(lambda p: list(self.fetch(p)), parents):
             try:
-                fetched = list(self.fetch(parent_id))
+                fetched = result.result()
             except StreamUnavailableError as exc:
                 if exc.status not in GONE:
                     self.skip(context, exc)
@@ -204,7 +206,7 @@ class SnapshotChildStream(QueuedChildStream):
         self.members, self.versions = IdSet(state, MEMBERS), IdSet(state, VERSIONS)
         self.id_sets += [self.members, self.versions]
         self._by_parent: dict[object, set[object]] = {}
-        for member in self.members.ids:
+        for member in self.members:
             parent, child = _split(member)
             self._by_parent.setdefault(parent, set()).add(child)
         yield from super().read_records(context)
@@ -215,7 +217,7 @@ class SnapshotChildStream(QueuedChildStream):
         if super().wants(parent):
             return True
         if self._had_children is None:
-            members = IdSet(self.get_context_state(None), MEMBERS).ids
+            members = IdSet(self.get_context_state(None), MEMBERS)
             self._had_children = {_split(m)[0] for m in members}
         return parent.get("id") in self._had_children
 

@@ -103,6 +103,10 @@ class DealsStream(ListStream):
     def settle_page(self) -> None:
         """Read the children of the pending deals, batch by batch, and let each batch go."""
         state = self.get_context_state(None)
+        readers = [c for c in self.child_streams if isinstance(c, DealChildStream) and c.selected]
+        for batch in chunks(state.get(PENDING) or []):  # read the batches in parallel
+            for reader in readers:
+                reader.read_batch_ahead(batch)
         while pending := state.get(PENDING):
             batch = next(chunks(pending))
             self.sync_children({"deal_ids": batch})
@@ -122,6 +126,12 @@ class DealChildStream(PipedriveStream):
 
     parent_stream_type = DealsStream
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one state, not one per batch
+
+    def read_batch_ahead(self, deal_ids: list[int]) -> None:
+        """Start reading the children of a batch of deals (its turn comes when the page settles)."""
+        if not self._unavailable:
+            context = {"deal_ids": deal_ids}
+            self.services.fetcher.read_ahead(self.list_request(context), self.definition.paging)
 
     @override
     def request_params(self, context: Context | None) -> dict[str, t.Any]:
@@ -202,7 +212,9 @@ class DealChildStream(PipedriveStream):
         self._swept: set[object] = set()
         self._swept_versions: set[object] = set()
         parents = [p for p in self.parents if isinstance(p, DealsStream) and p.seen is not None]
-        deal_ids = sorted(t.cast("set[int]", {i for p in parents if p.seen for i in p.seen.ids}))
+        deal_ids = sorted(t.cast("set[int]", {i for p in parents if p.seen for i in p.seen}))
+        for batch in chunks(deal_ids):
+            self.read_batch_ahead(batch)
         for batch in chunks(deal_ids):
             self.sync({"deal_ids": batch, "sweep": True})
         self.sync({"deal_ids": [], "sweep_done": True})
@@ -211,7 +223,7 @@ class DealChildStream(PipedriveStream):
         """The sweep is complete: a tombstone for each product no deal has any more."""
         if self.seen is None or self.versions is None:
             return
-        for rid in sorted(self.seen.ids - self._swept, key=str):
+        for rid in self.seen.difference(self._swept):
             yield tombstone(self.definition, rid)
         self.versions.replace(self._swept_versions)
         state = self.get_context_state(None)

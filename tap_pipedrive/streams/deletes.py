@@ -112,7 +112,7 @@ class DeleteDetection:
             self.state[CHECKED_AT] = utc_now()
             return
         hidden: list[object] = []
-        for rid in sorted(self.seen.ids - listed, key=str):
+        for rid in self.seen.difference(listed):
             record = self._confirm(rid)
             if record is None:
                 hidden.append(rid)
@@ -174,6 +174,6 @@ class FullTableDeletes:
     def finish(self) -> Iterator[Record]:
         """The read is complete: yield a tombstone per key it no longer has; keep the new keys."""
         if not self.first:
-            for key in sorted(self.keys.ids - self.read, key=str):
+            for key in self.keys.difference(self.read):
                 yield tombstone(self.definition, key)
         self.keys.replace(self.read)

@@ -6,6 +6,7 @@ import typing as t
 
 from typing_extensions import override
 
+from tap_pipedrive.http.fetcher import PAGES_AHEAD
 from tap_pipedrive.streams.base import PipedriveStream
 from tap_pipedrive.timestamps import second, update_stamp
 
@@ -20,6 +21,8 @@ if t.TYPE_CHECKING:
 
 class ListStream(PipedriveStream):
     """A list read page by page: incrementally by ``update_time``, or whole."""
+
+    reads_ahead = True
 
 
 class FieldsStream(PipedriveStream):
@@ -56,6 +59,13 @@ class NewestFirstStream(PipedriveStream):
     during the read moves a record to the top, which makes the next page repeat a record
     (covered, so skipped) but never skip one.
     """
+
+    reads_ahead = True
+
+    @override
+    def pages_ahead(self, context: Context | None) -> int:
+        """The first read reads every page; a later one stops at the bookmark, so none ahead."""
+        return PAGES_AHEAD if self.get_starting_timestamp(context) is None else 0
 
     @override
     def read_records(self, context: Context | None) -> Iterable[Record]:

@@ -141,7 +141,7 @@ STREAMS: tuple[StreamDef, ...] = (
     ),
     StreamDef(
         "archived_projects", WholeReadStream, "v2", "/projects/archived", CURSOR, WHOLE_READ,
-        params=PROJECT_STATUSES, custom_fields="project",
+        params=PROJECT_STATUSES, custom_fields="project", mirror_to="projects",
         doc="Archived projects, which Pipedrive lists only on their own endpoint",
     ),
     StreamDef("tasks", WholeReadStream, "v2", "/tasks", CURSOR, WHOLE_READ, doc="Tasks of projects"),
@@ -225,9 +225,10 @@ def wire(streams: dict[str, Stream]) -> None:
     ordered = sorted(streams.items(), key=lambda item: order.get(item[0], len(order)))
     streams.clear()
     streams.update(ordered)
-    for stream in streams.values():
-        if not isinstance(stream, PipedriveStream):
-            continue
+    ordered_streams = [s for s in streams.values() if isinstance(s, PipedriveStream)]
+    for position, stream in enumerate(ordered_streams):
+        stream.following = ordered_streams[position + 1 :]
+    for stream in ordered_streams:
         for child in stream.child_streams:
             if isinstance(child, PipedriveStream):
                 child.parents.append(stream)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import typing as t
 
 from typing_extensions import override
@@ -48,25 +49,36 @@ class SeveralReadsStream(PipedriveStream):
         """Every read's records, each once; a stream the account cannot read is skipped."""
         seen: set[tuple[object, ...]] = set()
         try:
-            for request in self.reads(context):
-                for record in self._read(request):
-                    key = tuple(record.get(k) for k in self.primary_keys)
+            # The first read goes alone (a 402/403 there skips the stream after one request),
+            # then the others in parallel (as many as max_parallel_requests), written in order.
+            reads = list(self.reads(context))
+            results = itertools.chain(
+                [self._read(r) for r in reads[:1]],
+                (done.result() for _, done in self.services.fetcher.map_ordered(self._read, reads[1:])),
+            )
+            for records in results:
+                for record in records:
+                    key = tuple(record.get(k) for k in self.definition.keys)
                     if key not in seen:
                         seen.add(key)
                         yield record
         except StreamUnavailableError as exc:
             self.skip(context, exc)
 
-    def _read(self, request: ListRequest) -> Iterator[Record]:
+    def _read(self, request: ListRequest) -> list[Record]:
+        """Every record of one read (its pages), or none if its parent is gone."""
         under = self.definition.records_under
+        records: list[Record] = []
         try:
             for page in self.services.client.pages(request, self.definition.paging):
                 for record in page:
-                    yield from (record.get(under) or []) if under else [record]
+                    records.extend((record.get(under) or []) if under else [record])
         except StreamUnavailableError as exc:
             if exc.status not in GONE or self.definition.parent is None:
                 raise
             self.logger.warning("%s: %s; skipping that read", self.name, exc)
+            return []
+        return records
 
 
 class ParentStream(ListStream):
@@ -75,6 +87,8 @@ class ParentStream(ListStream):
     The two read the list once between them in a run: whichever comes first reads it whole
     and leaves it in the run's services (``listed``), the other takes it from there.
     """
+
+    reads_ahead = False  # the other stream may have read it already
 
     @override
     def read_records(self, context: Context | None) -> Iterable[Record]:

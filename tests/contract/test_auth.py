@@ -207,13 +207,16 @@ def test_401_mid_run_refreshes_once_and_the_run_completes(fake, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     requests = api_requests(fake)
     rejected = [i for i, r in enumerate(requests) if r["status"] == 401]
-    assert len(rejected) == 1, "the token expiry should have hit one request mid-run"
-    i = rejected[0]
-    assert 0 < i < len(requests) - 1
-    assert requests[i + 1]["path"] == requests[i]["path"]  # the same request, retried
-    assert requests[i + 1]["query"] == requests[i]["query"]
-    assert requests[i + 1]["status"] == 200
-    assert len(fake.oauth_requests) == 2  # the start, and exactly one refresh after the 401
+    # the expiry hits the requests in flight at that moment (several, with parallel requests)
+    assert 1 <= len(rejected) <= 8, "the token expiry should have hit the requests in flight mid-run"
+    assert rejected[0] > 0
+    assert rejected[-1] < len(requests) - 1
+    for i in rejected:  # each is sent again, and then accepted
+        same = (requests[i]["path"], requests[i]["query"])
+        again = [r for r in requests[i + 1:] if (r["path"], r["query"]) == same]
+        assert again, requests[i]["path"]
+        assert again[0]["status"] == 200, requests[i]["path"]
+    assert len(fake.oauth_requests) == 2  # the start, and exactly one refresh for all of them
     assert "refreshing it once" in run.stderr
     for stream in ("deals", "persons", "organizations", "activities"):
         ids = run.ids(stream)

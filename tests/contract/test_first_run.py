@@ -20,12 +20,12 @@ from pathlib import Path
 
 from tests.helpers import LOOPBACK_ONLY, ROOT
 
-SECTION = "## A first run of your own"
+SECTION = "### A first run of your own"
 
 
 def _blocks(language: str) -> list[str]:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    section = re.split(r"\n##+ ", readme.split(SECTION, 1)[1], maxsplit=1)[0]
     return re.findall(rf"```{language}\n(.*?)```", section, flags=re.DOTALL)
 
 

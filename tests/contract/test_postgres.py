@@ -409,6 +409,52 @@ def test_with_hard_delete_on_deals_deleted_in_pipedrive_carry_sdc_deleted_at(res
 # ---- the Meltano pipeline ------------------------------------------------------------------
 
 
+# ---- two Pipedrive companies in one schema ----------------------------------------------------
+
+SECOND_COMPANY = 1_234_567
+
+
+def test_two_companies_with_overlapping_ids_land_in_one_schema_with_include_company_id(
+    tmp_path, postgres, target_postgres
+):
+    """Agencies load many companies into the same tables: with ``include_company_id`` every row
+    of both companies lands, keyed by (company_id, id), none overwritten."""
+    database = new_database(postgres, "two_companies")
+    target_config = postgres.target_config(database, SCHEMA)
+    loads = []
+    for n, company in enumerate((None, SECOND_COMPANY)):
+        with make_fake(**({} if company is None else {"company_id": company})) as server:
+            pipeline = run_pipeline(tmp_path / f"company{n}", basic_config(server, include_company_id=True),
+                                    target_config, target=target_postgres, target_env=TARGET_ENV)
+        pipeline.assert_ok()
+        loads.append((server.account, pipeline))
+    (first, first_run), (second, second_run) = loads
+    assert first.company_id != second.company_id
+    shared = set(first.ids("deals")) & set(second.ids("deals"))
+    assert len(shared) > 10, "the two companies' deal ids must overlap for this test to mean anything"
+
+    streams = set(first_run.keys) & set(second_run.keys)
+    assert streams >= CORE_STREAMS
+    primary_keys = postgres.primary_keys(database, SCHEMA)
+    total = 0
+    for stream in sorted(streams):
+        key = ["company_id", *key_of(stream)]
+        assert first_run.keys[stream] == key, stream
+        # (target-postgres orders a key's columns as the table's, company_id last)
+        assert sorted(primary_keys.get(stream, [])) == sorted(key), f"{stream}: primary key"
+        select = ", ".join(f'"{c}" as k{i}' for i, c in enumerate(key))
+        rows = postgres.query(database, f"select {select} from {SCHEMA}.{stream}")
+        landed = sorted((tuple(r[f"k{i}"] for i in range(len(key))) for r in rows), key=str)
+        expected = sorted(
+            ((account.company_id, *(k if isinstance(k, tuple) else (k,))) for account in (first, second)
+             for k in account.ids(stream)),
+            key=str,
+        )
+        assert landed == expected, stream
+        total += len(landed)
+    assert total > 600  # two real accounts, not two empty ones
+
+
 def _loader(project: dict, name: str) -> dict:
     (loader,) = [p for p in project["plugins"]["loaders"] if p["name"] == name]
     return loader

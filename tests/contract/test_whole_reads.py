@@ -124,12 +124,14 @@ def test_a_run_after_changes_emits_exactly_the_changed_projects_and_tasks_once(
     new_task = account.add("tasks", project_id=renamed)
 
     run3 = sync(server, tmp_path, catalog, run2.final_state)
-    assert sorted(run3.ids("projects")) == sorted([renamed, deleted, added])
+    # what changed in archived_projects goes to projects too: archived is not live there any more
+    assert sorted(run3.ids("projects")) == sorted([renamed, deleted, added, archived, old_archived])
     assert sorted(run3.ids("archived_projects")) == sorted([archived, old_archived])
     assert sorted(run3.ids("tasks")) == sorted([edited, new_task])
     projects = {r["id"]: r for r in run3.records("projects")}
     assert projects[renamed]["title"] == "Renamed project"
     assert projects[deleted]["status"] == "deleted"
+    assert projects[archived]["archive_time"] is not None
     archive = {r["id"]: r for r in run3.records("archived_projects")}
     assert archive[archived]["archive_time"] is not None
     assert archive[old_archived]["title"] == "Renamed archived project"

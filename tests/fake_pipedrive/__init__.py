@@ -8,6 +8,10 @@
         server.add_fault(Fault(503, path_pattern=r"/api/v2/persons", times=2))
         assert server.tokens_spent == sum(r["tokens_charged"] for r in server.requests)
 
+``FakePipedrive(..., latency=0.08)`` adds that many seconds of network round trip to every
+request (half before it is handled, half after; each request on its own thread, so concurrent
+requests wait in parallel, not in turn).
+
 Everything is deterministic for a seed. ``FakePipedrive(..., company_id=1234567)`` (or
 ``Account(company_id=...)``) makes another company: the same seed gives the same record ids, but
 ``/users/me`` (``company_id``, ``company_domain``) and every record naming the company differ.

@@ -19,12 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=("small", "demo"), default="demo")
     parser.add_argument("--burst-limit", type=int, default=None, help="requests per 2 s per token")
     parser.add_argument("--daily-token-budget", type=int, default=None)
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="seconds of network round trip added to every request")
     parser.add_argument("--company-id", type=int, default=7_654_321)
     args = parser.parse_args(argv)
 
     account = Account(seed=args.seed, size=args.size, company_id=args.company_id)
     server = FakePipedrive(account, seed=args.seed, host=args.host, port=args.port,
-                           burst_limit=args.burst_limit, daily_token_budget=args.daily_token_budget)
+                           burst_limit=args.burst_limit, daily_token_budget=args.daily_token_budget,
+                           latency=args.latency)
     server.start()
     err = sys.stderr
     print(f"fake pipedrive listening on {server.url}", file=err, flush=True)

@@ -86,12 +86,19 @@ def sort_key(value: object) -> tuple:
     return (value is not None, value if value is not None else 0)
 
 
-def cursor_page(rows: list[dict], sort_by: str, direction: str, cursor: str | None,
-                 limit: int, *, id_key: str = "id") -> tuple[list[dict], str | None]:
-    """One page in (sort value, id) order, continuing strictly after the cursor's item
-    (``id_key`` names the unique key of records without an ``id``, e.g. followers)."""
+def sort_rows(rows: list[dict], sort_by: str, *, id_key: str = "id") -> tuple[list[dict], list]:
+    """``rows`` in (sort value, id) order, and those sort keys (what ``cursor_page`` bisects)."""
     rows = sorted(rows, key=lambda r: (sort_key(r.get(sort_by)), r[id_key]))
-    keys = [(sort_key(r.get(sort_by)), r[id_key]) for r in rows]
+    return rows, [(sort_key(r.get(sort_by)), r[id_key]) for r in rows]
+
+
+def cursor_page(rows: list[dict], sort_by: str, direction: str, cursor: str | None,
+                 limit: int, *, id_key: str = "id",
+                 ordered: tuple[list[dict], list] | None = None) -> tuple[list[dict], str | None]:
+    """One page in (sort value, id) order, continuing strictly after the cursor's item
+    (``id_key`` names the unique key of records without an ``id``, e.g. followers).
+    ``ordered``: what ``sort_rows`` made of ``rows`` already (then ``rows`` is not read)."""
+    rows, keys = ordered if ordered is not None else sort_rows(rows, sort_by, id_key=id_key)
     if direction == "asc":
         start = 0
         if cursor:

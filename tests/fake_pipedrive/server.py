@@ -36,6 +36,7 @@ from .paging import (
     matches,
     parse_rfc3339,
     path_id,
+    sort_rows,
     v1_page,
     v1_sort,
 )
@@ -129,7 +130,7 @@ class FakePipedrive(MoreEndpoints):
         access_token_ttl: float = 3599, scope: str = DEFAULT_SCOPE,
         burst_limit: int | None = None, burst_window: float = 2.0, cloudflare_after: int = 5,
         daily_token_budget: int | None = None, company_domain: str | None = None,
-        company_id: int | None = None,
+        company_id: int | None = None, latency: float = 0.0,
     ) -> None:
         if account is None:
             account = Account(seed, size, counts, company_id=company_id or DEFAULT_COMPANY[0],
@@ -144,6 +145,9 @@ class FakePipedrive(MoreEndpoints):
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.access_token_ttl = access_token_ttl
         self.scope = scope
+        # seconds of network round trip added to every request (half on the way in, half on
+        # the way out), slept on the request's own thread: concurrent requests overlap
+        self.latency = latency
         self._lock = threading.RLock()
         self._refresh_tokens = {refresh_token}
         self._auth_codes = {auth_code}
@@ -478,11 +482,28 @@ class FakePipedrive(MoreEndpoints):
             page, next_cursor = cursor_page(rows, "id", direction, q.get("cursor"), limit)
             return {"success": True, "data": [r["item"] for r in page],
                     "additional_data": {"next_cursor": next_cursor}}
-        rows = self._filter_v2(key, entity, q, multi, bounds)
-        page, next_cursor = cursor_page(rows, sort_by, direction, q.get("cursor"), limit)
+        ordered = self._ordered_v2(key, entity, q, multi, bounds, sort_by=sort_by)
+        page, next_cursor = cursor_page([], sort_by, direction, q.get("cursor"), limit,
+                                        ordered=ordered)
         custom_keys = custom_fields_param(q)
         data = render.records(self.account, entity, page, include, custom_keys=custom_keys)
         return {"success": True, "data": data, "additional_data": {"next_cursor": next_cursor}}
+
+    def _ordered_v2(self, key: str, entity: str, q: dict, multi: dict, bounds: dict, *,
+                    sort_by: str) -> tuple[list[dict], list]:
+        """The rows a v2 list query shows, in page order, kept until the data or the clock
+        changes (``Account.derived``): a client walks a list page by page with one query, and
+        filtering and sorting the whole list for every page made a 1,000,000-row list take
+        hours. Every parameter but ``cursor`` and ``limit`` is part of the key."""
+        cache = self.account.derived().setdefault("v2 ordered rows", {})
+        query_key = (key, sort_by, tuple(sorted(
+            (name, tuple(values)) for name, values in multi.items()
+            if name not in ("cursor", "limit"))))
+        ordered = cache.get(query_key)
+        if ordered is None:
+            rows = self._filter_v2(key, entity, q, multi, bounds)
+            ordered = cache[query_key] = sort_rows(rows, sort_by)
+        return ordered
 
     def _filter_v2(self, key: str, entity: str, q: dict, multi: dict, bounds: dict) -> list[dict]:
         params = spec.ENDPOINTS[key]["params"]
@@ -732,9 +753,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        resp = self.server.fake._handle(method, self.path, self.headers, body)
-        if resp.delay:
-            time.sleep(resp.delay)
+        fake = self.server.fake
+        # the latency, outside every lock: the request travels, is handled, the answer travels
+        # (the rate limiter sees the request when it arrives, as Pipedrive does)
+        half_trip = fake.latency / 2
+        if half_trip > 0:
+            time.sleep(half_trip)
+        resp = fake._handle(method, self.path, self.headers, body)
+        if resp.delay or half_trip > 0:
+            time.sleep(resp.delay + half_trip)
         if resp.mode == "reset":
             self._reset_connection()
             return

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jsonschema
@@ -357,6 +358,22 @@ def test_cursor_paging_by_update_time_is_exact_under_ties(session, sort_directio
     assert sum(r["update_time"] == "2025-03-01T12:00:00Z" for r in records) >= 300
 
 
+def test_a_list_walk_sees_a_change_made_between_its_pages(session):
+    # the fake keeps a query's rows in page order between pages: a change must still show
+    with FakePipedrive(Account(seed=7, size="small")) as srv:
+        url = f"{srv.url}/api/v2/persons"
+        params = {"limit": 10, "sort_by": "update_time"}
+        first = session.get(url, params=params).json()
+        oldest = first["data"][0]["id"]
+        srv.account.update("persons", oldest, name="Renamed, so now the newest")
+        rest = fetch_all(session, url, {**params, "cursor": first["additional_data"]["next_cursor"]})
+        assert rest[-1]["id"] == oldest
+        assert rest[-1]["name"] == "Renamed, so now the newest"
+        again = fetch_all(session, url, params)
+        assert [r["id"] for r in again][-1] == oldest
+        assert len(again) == len(srv.account.ids("persons"))
+
+
 @pytest.mark.parametrize(
     ("path", "limit"),
     [
@@ -497,6 +514,28 @@ def test_token_accounting(session):
         assert session.get(f"{srv.url}/v1/users/me").status_code == 200  # 2 tokens still fit
         srv.reset_counters()
         assert (srv.tokens_spent, srv.requests) == (0, [])
+
+
+def test_latency_delays_each_request_and_concurrent_requests_wait_together():
+    latency = 0.3
+    with FakePipedrive(latency=latency) as srv:
+        url = f"{srv.url}/api/v2/pipelines"
+        started = time.monotonic()
+        assert bare_get(url, headers=TOKEN).status_code == 200
+        assert time.monotonic() - started >= latency
+
+        def timed_get(_: int) -> float:
+            begin = time.monotonic()
+            assert bare_get(url, headers=TOKEN).status_code == 200
+            return time.monotonic() - begin
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            started = time.monotonic()
+            each = list(pool.map(timed_get, range(2)))
+            both = time.monotonic() - started
+        assert min(each) >= latency
+        # one latency, not two (the margin is for a busy machine)
+        assert both < 1.6 * latency, f"two concurrent requests took {both:.2f}s"
 
 
 def test_burst_limit_answers_429_then_cloudflare(session):

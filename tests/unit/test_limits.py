@@ -52,6 +52,16 @@ def test_a_429_holds_back_every_thread_until_the_reset():
     assert min(sent) >= blocked_at + 0.3
 
 
+def test_waited_seconds_is_the_wall_time_requests_were_held_back_not_a_sum_over_threads():
+    limiter = RateLimiter(window=WINDOW)
+    limiter.release({"x-ratelimit-limit": "100"})
+    limiter.block_for(0.3)
+    started = time.monotonic()
+    _hammer(limiter, 100, threads=6, per_thread=1)  # six threads held back together, 0.3 s
+    elapsed = time.monotonic() - started
+    assert 0.29 <= limiter.waited_seconds <= elapsed + 0.01  # a sum over threads would be ~1.8 s
+
+
 def test_remaining_zero_from_other_clients_waits_for_the_reset():
     limiter = RateLimiter(window=WINDOW)
     limiter.acquire()
