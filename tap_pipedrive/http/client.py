@@ -26,6 +26,7 @@ from tap_pipedrive.errors import (
     BlockedError,
     BudgetExhaustedError,
     ConnectError,
+    PipedriveError,
     StreamUnavailableError,
     TransientError,
     is_unreachable,
@@ -41,6 +42,9 @@ if t.TYPE_CHECKING:
     from tap_pipedrive.auth import PipedriveAuthenticator
     from tap_pipedrive.http.paging import ApiVersion, Body, ListRequest, PagingKind, Record
     from tap_pipedrive.report import StreamStats
+
+#: Errors that end the whole run, not one stream: no thread sends a request after one of them.
+FATAL_ERRORS = (AuthError, BlockedError, BudgetExhaustedError)
 
 #: Retries and waits; the connection test keeps these quiet.
 LOGGER = logging.getLogger("tap-pipedrive.http")
@@ -125,6 +129,9 @@ class PipedriveClient:
         self._local = threading.local()  # per thread: its session, whether its host was unreachable
         self._slots = threading.BoundedSemaphore(max(1, parallel))  # requests in flight at once
         self._stats_lock = threading.Lock()
+        #: the error that ends the run (rejected credentials, a block, the budget spent): once
+        #: one request has met it, no other thread sends another request
+        self._fatal: PipedriveError | None = None
 
     @property
     def session(self) -> requests.Session:
@@ -162,6 +169,8 @@ class PipedriveClient:
         :mod:`tap_pipedrive.errors` types otherwise.
         """
         call = _Call(version, path, params, self.stats[stream])
+        if self._fatal is not None:  # another thread's request ended the run: send nothing more
+            raise self._fatal
         retrying = backoff.on_exception(
             lambda: backoff.expo(factor=self.retry_initial_delay, max_value=60),
             TransientError,
@@ -173,6 +182,9 @@ class PipedriveClient:
         try:
             with self.stop.interruptible():  # nothing is half-written while we wait on Pipedrive
                 return retrying(call)
+        except FATAL_ERRORS as exc:
+            self._fatal = self._fatal or exc
+            raise
         except TransientError as exc:
             if getattr(self._local, "unreachable", False):
                 msg = f"cannot reach {self.host} ({exc})"
