@@ -34,9 +34,9 @@ customer's other integrations).
 (``--measure``) that reads its usage with ``os.wait4``, because on Linux a child's
 ``ru_maxrss`` includes the RSS of the process it was forked from (here: the fake's accounts).
 
-How long it takes (2 cores, the tap of December 2026, one request at a time): ``--quick``
-under a minute; the default about 15 minutes (mostly the deal history: 2,700 requests, at
-20 requests / 2 s 5 minutes even for a tap as fast as allowed); ``--memory`` adds about 10.
+How long it takes (2 cores): ``--quick`` under a minute; the default about 10 minutes (mostly
+the deal history: 2,700 requests, at 20 requests / 2 s 5 minutes even for a tap as fast as
+allowed); ``--memory`` adds about 5 (the fake's million records take 45 s to generate).
 """
 
 from __future__ import annotations
