@@ -6,10 +6,11 @@
     .venv/bin/python scripts/benchmark.py --memory   # also peak RSS at ~150k and ~1M records
 
 It starts the fake Pipedrive in this process, on 127.0.0.1 only (nothing else is contacted),
-runs the tap as a subprocess (``python -m tap_pipedrive --config ...``; its stdout is read,
-its RECORD lines counted, and discarded) and measures that process alone: wall time, CPU time
-(user + system, from ``os.wait4``), peak RSS, records; the fake counts the requests, API tokens
-and 429s. Each run gets a freshly generated account (the same data every time: one seed).
+runs the tap as a subprocess (``python -m tap_pipedrive --config ...``) whose stdout a small
+wrapper process reads, as a target would (its RECORD lines counted and discarded), and
+measures the tap alone: wall time, CPU time (user + system, from ``os.wait4``), peak RSS,
+records; the fake counts the requests, API tokens and 429s. Each run gets a freshly
+generated account (the same data every time: one seed).
 
 Parts (``--parts``, default all but ``memory``; ``--memory`` adds it):
 
@@ -49,7 +50,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
@@ -132,39 +132,33 @@ def run_measured(cmd: list[str], cwd: Path, log: Path) -> tuple[int, float, floa
     """Run ``cmd``; count the RECORD lines of its stdout per stream.
 
     Returns (exit code, wall s, CPU s, peak RSS KiB, records, records per stream), of ``cmd``
-    alone. ``cmd`` is started by a small wrapper process (``--measure``), which reads them with
-    ``os.wait4``: on Linux a child's ``ru_maxrss`` includes the RSS of the process it was
-    forked from, so a tap forked from this process (the fake's accounts, up to gigabytes)
-    would show this process's size. The wrapper's own (~12 MiB) is the floor of the reading.
+    alone. ``cmd`` is started by a small wrapper process (``--measure``), which reads its
+    stdout (as a target would, in a process of its own, so this process, which serves the
+    fake, does not compete with it) and its usage with ``os.wait4``: on Linux a child's
+    ``ru_maxrss`` includes the RSS of the process it was forked from, so a tap forked from
+    this process (the fake's accounts, up to gigabytes) would show this process's size. The
+    wrapper's own (~12 MiB) is the floor of the reading.
     """
-    per_stream: dict[str, int] = {}
     usage_file = log.with_name(log.name + ".usage.json")
     wrapper = [sys.executable, str(Path(__file__).resolve()), MEASURE, str(usage_file), "--", *cmd]
     with log.open("wb") as err:
         proc = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-            wrapper, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd,
+            wrapper, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd,
             env=child_env(), start_new_session=True,  # its own group: killed as one
         )
-        watchdog = threading.Timer(TAP_TIMEOUT, _kill_group, (proc,))
-        watchdog.start()
         try:
-            assert proc.stdout is not None  # noqa: S101 - stdout=PIPE
-            for line in proc.stdout:
-                head = line[:48]
-                if RECORD_MARKS[0] in head or RECORD_MARKS[1] in head:
-                    start = line.index(b'"stream":') + 9
-                    stream = line[start:line.index(b",", start)].strip(b' "').decode()
-                    per_stream[stream] = per_stream.get(stream, 0) + 1
-            proc.stdout.close()
+            proc.wait(timeout=TAP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
             proc.wait()
         finally:
-            watchdog.cancel()
             if proc.poll() is None:  # interrupted: leave no tap behind
                 _kill_group(proc)
                 proc.wait()
     if proc.returncode != 0 or not usage_file.exists():
-        return proc.returncode or 1, 0.0, 0.0, 0, sum(per_stream.values()), per_stream
+        return proc.returncode or 1, 0.0, 0.0, 0, 0, {}
     usage = json.loads(usage_file.read_text(encoding="utf-8"))
+    per_stream: dict[str, int] = usage["per_stream"]
     return (usage["returncode"], usage["wall"], usage["cpu"], usage["maxrss_kib"],
             sum(per_stream.values()), per_stream)
 
@@ -176,15 +170,24 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def measure(usage_file: Path, cmd: list[str]) -> int:
-    """The wrapper: run ``cmd`` (inheriting stdout and stderr), write its usage as JSON."""
+    """The wrapper: run ``cmd``, count its RECORD lines per stream, write its usage as JSON."""
+    per_stream: dict[str, int] = {}
     begin = time.monotonic()
-    proc = subprocess.Popen(cmd)  # noqa: S603 - the benchmark's own command lines
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)  # noqa: S603 - the benchmark's own commands
+    assert proc.stdout is not None  # noqa: S101 - stdout=PIPE
+    for line in proc.stdout:
+        head = line[:48]
+        if RECORD_MARKS[0] in head or RECORD_MARKS[1] in head:
+            start = line.index(b'"stream":') + 9
+            stream = line[start:line.index(b",", start)].strip(b' "').decode()
+            per_stream[stream] = per_stream.get(stream, 0) + 1
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - begin
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: tell Popen
     usage_file.write_text(json.dumps({
         "returncode": proc.returncode, "wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
         "maxrss_kib": usage.ru_maxrss,  # KiB on Linux
+        "per_stream": per_stream,
     }), encoding="utf-8")
     return 0
 
@@ -545,8 +548,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for note in notes:
         print(f"* {note}")
-    print("* fake CPU s: this process while the tap ran (the fake serving, and reading the tap's "
-          "output); near the wall time, the fake was what limited the run")
+    print("* fake CPU s: this process while the tap ran (the fake serving; the tap's output is read "
+          "by the wrapper); near the wall time, the fake was what limited the run")
     _check_same_records(rows)
     print(f"* the benchmark took {(time.monotonic() - begun) / 60:.1f} min")
     failed = [m for m in rows if m.returncode != 0]
