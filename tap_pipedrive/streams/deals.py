@@ -213,9 +213,11 @@ class DealChildStream(PipedriveStream):
         self._swept_versions: set[object] = set()
         parents = [p for p in self.parents if isinstance(p, DealsStream) and p.seen is not None]
         deal_ids = sorted(t.cast("set[int]", {i for p in parents if p.seen for i in p.seen}))
-        for batch in chunks(deal_ids):
-            self.read_batch_ahead(batch)
-        for batch in chunks(deal_ids):
+        batches = list(chunks(deal_ids))
+        window = self.services.fetcher.parallel  # batches read ahead: a bounded few, not all
+        for n, batch in enumerate(batches):
+            for ahead in batches[n : n + window]:
+                self.read_batch_ahead(ahead)
             self.sync({"deal_ids": batch, "sweep": True})
         self.sync({"deal_ids": [], "sweep_done": True})
 
