@@ -55,9 +55,7 @@ class CustomField:
 
     def convert(self, value: object) -> object:
         """A v2-format value → its typed (and, for options, labelled) form."""
-        if value is None:
-            return None
-        return field_type(self.field_type).convert(value, self._options)
+        return self.converter()(value)
 
     def converter(self) -> t.Callable[[object], object]:
         """:meth:`convert` with the type and options looked up once (for every record of a run)."""
