@@ -62,6 +62,9 @@ UNLISTED_SCHEMA: Schema = {
 }
 
 
+#: STATE of an archived stream whose first read has not completed yet (see ``get_records``).
+FIRST_READ = "first_read"
+
 #: The column naming the Pipedrive company a record is from (``include_company_id``).
 COMPANY_ID = "company_id"
 COMPANY_ID_SCHEMA: Schema = {
@@ -208,15 +211,20 @@ class PipedriveStream(Stream):
         full = detect and d.replication is Replication.FULL_TABLE
         self._full_table = FullTableDeletes(d, state) if full else None
         self.id_sets = [] if self._detection is None else [self._detection.seen]
-        # Records archived since the last run go to the live stream too (not on a first read,
-        # which is every archived record, never live in the warehouse).
-        self._mirroring = bool(self.mirror and self.mirror.selected and state.get("replication_key_value"))
+        # Records archived since the last run go to the live stream too; not on a first read,
+        # which is every archived record, never live in the warehouse. A first read stopped
+        # part-way leaves a bookmark: FIRST_READ says its resume is still that first read.
+        mirrors = bool(self.mirror and self.mirror.selected)
+        if mirrors and not state.get("replication_key_value"):
+            state[FIRST_READ] = True
+        self._mirroring = mirrors and bool(state.get("replication_key_value")) and not state.get(FIRST_READ)
         self._declared = frozenset(self.effective_schema.get("properties", {}))
         self.read_next_streams_ahead()
         self._read_complete = True
         yield from self.read_records(context)
         if not self._read_complete:
             return  # skipped part-way: what was not read is not deleted
+        state.pop(FIRST_READ, None)
         if self._detection is not None:
             if self._detection.due:
                 yield from self._detection.find()

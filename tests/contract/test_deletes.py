@@ -9,7 +9,8 @@ import re
 import pytest
 
 from tests.conftest import basic_config
-from tests.helpers import Run, run_tap
+from tests.fake_pipedrive import Fault
+from tests.helpers import Run, catalog_selecting, run_tap
 
 DETECTED = ("persons", "organizations", "activities", "products", "notes", "files")
 EVERY_RUN = {"detect_deletes_every_hours": 0}
@@ -123,6 +124,38 @@ def test_a_deal_or_lead_archived_since_the_last_run_is_archived_in_the_live_tabl
     assert [(r["id"], r["is_archived"]) for r in second.records("leads")] == [(lead, True)]
     # the first read of the archived streams copies nothing: those were never live rows
     assert not {r["id"] for r in first.records("archived_deals")} & {r["id"] for r in first.records("deals")}
+
+
+def test_a_first_read_of_archived_deals_stopped_part_way_copies_nothing_into_deals_on_resume(
+    fake_factory, tmp_path
+):
+    # more archived deals than a page holds (500), and the second page fails for good
+    server = fake_factory(counts={"deals": 20, "archived_deals": 520})
+    server.add_fault(Fault(500, path_pattern=r"^/api/v2/deals/archived$", after=1))
+    found = run_tap("--discover", config=basic_config(server), tmp_path=tmp_path)
+    assert found.returncode == 0, found.stderr[-2000:]
+    selected = catalog_selecting(json.loads(found.stdout), {"deals", "archived_deals"})
+    first = run_tap(config=basic_config(server, max_retries=0), catalog=selected, tmp_path=tmp_path)
+    assert first.returncode == 1, first.stderr[-2000:]
+    assert len(first.records("archived_deals")) == 500
+    assert first.final_state["bookmarks"]["archived_deals"]["replication_key_value"]
+
+    server.clear_faults()
+    config = basic_config(server)
+    second = run_tap(config=config, catalog=selected, state=first.final_state, tmp_path=tmp_path)
+    assert second.returncode == 0, second.stderr[-2000:]
+    archived = set(server.account.ids("archived_deals"))
+    written = first.ids("archived_deals") + second.ids("archived_deals")
+    assert sorted(written) == sorted(archived)  # all of them, none twice
+    # the resume is still the first read: those deals were never live rows
+    assert second.records("deals") == []
+
+    # once that read is complete, a deal archived since is archived in deals too
+    deal = server.account.ids("deals", status="open")[0]
+    server.account.archive("deals", deal)
+    third = run_tap(config=config, catalog=selected, state=second.final_state, tmp_path=tmp_path)
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert [(r["id"], r["is_archived"]) for r in third.records("deals")] == [(deal, True)]
 
 
 def test_deal_products_changed_added_or_removed_without_their_deal_arrive_with_the_sweep(synced, tmp_path):
