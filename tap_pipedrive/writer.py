@@ -2,15 +2,16 @@
 
 The SDK's writers flush stdout after every message, a system call per record into the pipe
 to the target, and copy each STATE twice (``dataclasses.asdict``, then ``deepcopy`` to
-compare it with the last one). Here records go into stdout's buffer and reach the pipe
-whenever it fills; any other message (STATE, SCHEMA, ACTIVATE_VERSION) is flushed at once,
-with every record before it. So a target never waits for a STATE, and a STATE never reaches
+compare it with the last one). Here records are gathered and reach the pipe about 64 KB at
+a time; any other message (STATE, SCHEMA, ACTIVATE_VERSION) is flushed at once, with every
+record before it. So a target never waits for a STATE, and a STATE never reaches
 it before the records it covers: a stop at any point loses nothing that STATE says was
 written.
 """
 
 from __future__ import annotations
 
+import atexit
 import sys
 import time
 import typing as t
@@ -22,6 +23,8 @@ from singer_sdk.singerlib.encoding.base import GenericSingerWriter
 from typing_extensions import override
 
 if t.TYPE_CHECKING:
+    from datetime import datetime
+
     from singer_sdk.helpers.types import TapState
     from singer_sdk.singerlib.encoding.simple import Message
 
@@ -34,8 +37,24 @@ def _fallback(value: object) -> object:
 _ENCODER = msgspec.json.Encoder(enc_hook=_fallback, decimal_format="number")
 
 
+#: records are handed to stdout in chunks of about this many bytes
+RECORD_CHUNK = 1 << 16
+
+
 class SingerWriter(GenericSingerWriter[bytes, "Message"]):
-    """Writes Singer messages as JSON lines to stdout (records buffered, the rest flushed)."""
+    """Writes Singer messages as JSON lines to stdout (records in chunks, the rest flushed).
+
+    Records are gathered here and handed to stdout about 64 KB at a time, whatever stdout's
+    own buffering: with ``PYTHONUNBUFFERED=1`` (set in many images) or ``python -u`` its
+    bytes layer has no buffer, and each record would be a system call of its own. Any other
+    message goes out at once, with every record before it; so does whatever is gathered
+    when a STATE is asked for (even one not written, being unchanged) and at exit.
+    """
+
+    def __init__(self) -> None:
+        """Nothing gathered yet."""
+        self._pending = bytearray()
+        atexit.register(self.flush)
 
     @override
     def serialize_message(self, message: Message) -> bytes:
@@ -48,17 +67,41 @@ class SingerWriter(GenericSingerWriter[bytes, "Message"]):
 
     @override
     def write_message(self, message: Message) -> None:
-        """Write the message; flush unless it is a record."""
-        out = sys.stdout.buffer
-        out.write(self.format_message(message))
-        if not isinstance(message, RecordMessage):
-            out.flush()
+        """Gather a record (out once a chunk is full); write anything else at once."""
+        self._pending += self.format_message(message)
+        if not isinstance(message, RecordMessage) or len(self._pending) >= RECORD_CHUNK:
+            self.flush()
 
+    def write_record(
+        self, stream: str, record: dict[str, t.Any], version: int | None, time_extracted: datetime | None
+    ) -> None:
+        """Gather the line the SDK's ``RecordMessage`` would give, without building one."""
+        data: dict[str, t.Any] = {"type": "RECORD", "stream": stream, "record": record}
+        if version is not None:
+            data["version"] = version
+        if time_extracted is not None:
+            data["time_extracted"] = time_extracted
+        pending = self._pending
+        _ENCODER.encode_into(data, pending, -1)
+        pending += b"\n"
+        if len(pending) >= RECORD_CHUNK:
+            self.flush()
 
     def write_line(self, line: bytes) -> None:
-        """Write one encoded message (a STATE) and flush."""
+        """Write one encoded message (a STATE) after what is gathered, and flush."""
+        self._pending += line
+        self.flush()
+
+    def flush(self) -> None:
+        """Hand what is gathered to stdout and flush it."""
         out = sys.stdout.buffer
-        out.write(line)
+        if self._pending:
+            data = memoryview(bytes(self._pending))
+            self._pending.clear()
+            # an unbuffered stdout writes what the pipe takes at once: a signal handled
+            # part-way through a large write leaves the rest, which goes next
+            while data:
+                data = data[out.write(data) or 0 :]
         out.flush()
 
 
@@ -93,6 +136,8 @@ class ChangedStateWriter(StateWriter):
     @override
     def write_state(self, state: TapState) -> None:
         """Write ``state`` unless it is the one written last, or the last one was large and recent."""
+        if isinstance(self._message_writer, SingerWriter):
+            self._message_writer.flush()  # the records so far go out even if this STATE does not
         now = self._clock()
         last = self._last
         if (

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import sys
+import types
 
 import pytest
 from singer_sdk.singerlib import RecordMessage, SchemaMessage, StateMessage
@@ -89,6 +90,51 @@ def test_an_unchanged_state_is_written_once_and_a_changed_one_again(pipe):
     states.write_state(state)
     values = [line["value"]["bookmarks"]["deals"]["replication_key_value"] for line in arrived()]
     assert values == ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"]
+
+
+class Unbuffered(io.RawIOBase):
+    """stdout's bytes layer under PYTHONUNBUFFERED=1: no buffer, and (as a pipe can, when a
+    signal arrives part-way) each write takes only up to ``most`` bytes."""
+
+    def __init__(self, most: int) -> None:
+        self.most, self.data, self.calls = most, bytearray(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        self.calls += 1
+        taken = bytes(b[: self.most])
+        self.data += taken
+        return len(taken)
+
+
+@pytest.mark.parametrize("most", [100, 1 << 30])
+def test_with_an_unbuffered_stdout_records_go_out_in_chunks_and_whole_when_writes_are_short(
+    monkeypatch, most
+):
+    out = Unbuffered(most)
+    monkeypatch.setattr(sys, "stdout", types.SimpleNamespace(buffer=out))
+    writer = SingerWriter()
+    for n in range(2000):
+        writer.write_message(record(n))
+    writer.write_message(StateMessage(value={"bookmarks": {}}))
+    lines = [json.loads(line) for line in out.data.decode().splitlines()]
+    assert [line["record"]["id"] for line in lines[:-1]] == list(range(2000))  # none lost, none cut
+    assert lines[-1] == {"type": "STATE", "value": {"bookmarks": {}}}
+    if most > len(out.data):  # not a system call per record (2000): one per 64 KB chunk
+        assert out.calls <= len(out.data) // (1 << 16) + 1
+
+
+def test_records_go_out_when_a_state_is_asked_for_even_if_it_is_unchanged(pipe):
+    arrived = pipe()
+    states = ChangedStateWriter(SingerWriter())
+    writer = states._message_writer  # noqa: SLF001 - the writer the tap shares with its STATE writer
+    states.write_state({"bookmarks": {}})
+    assert [line["type"] for line in arrived()] == ["STATE"]
+    writer.write_message(record(1))  # a full-table stream's record: STATE does not change
+    states.write_state({"bookmarks": {}})
+    assert [(line["type"], line["record"]["id"]) for line in arrived()] == [("RECORD", 1)]
 
 
 def test_a_large_state_waits_its_share_of_the_byte_rate_a_small_one_does_not(monkeypatch):
