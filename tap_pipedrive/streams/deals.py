@@ -123,6 +123,10 @@ class DealChildStream(PipedriveStream):
     """A list of deals' children (products, installments), read for up to 100 deals a request."""
 
     _unavailable = False
+    #: what was written (ids, versions), read from STATE ``_tracked`` (with detect_deletes)
+    seen: IdSet | None = None
+    versions: IdSet | None = None
+    _tracked: dict[str, t.Any] | None = None
 
     parent_stream_type = DealsStream
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one state, not one per batch
@@ -173,10 +177,13 @@ class DealChildStream(PipedriveStream):
             yield record
 
     def _track(self, state: dict[str, t.Any]) -> None:
+        """The id sets of what was written, read from STATE once (not again for each batch)."""
         if not self.services.settings.detect_deletes:
             self.seen = self.versions = None
             return
-        self.seen, self.versions = IdSet(state, SEEN), IdSet(state, VERSIONS)
+        if self.seen is None or self.versions is None or state is not self._tracked:
+            self.seen, self.versions = IdSet(state, SEEN), IdSet(state, VERSIONS)
+            self._tracked = state
         self.id_sets = [self.seen, self.versions]
 
     @override
