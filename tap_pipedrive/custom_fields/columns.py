@@ -21,6 +21,7 @@ if t.TYPE_CHECKING:
 #: The description marker that ties a column to its Pipedrive field code.
 CODE_MARKER = re.compile(r"Pipedrive field code ([0-9A-Za-z_]+)")
 _HASH_KEY = re.compile(r"^[0-9a-f]{40}(?:_[a-z0-9_]+)?$")
+_HASH_LENGTH = 40
 
 #: Where a record carries its custom-field values: ``v2`` in a ``custom_fields`` object,
 #: ``v1`` as top-level hash keys with companions (``<hash>_currency``).
@@ -100,6 +101,7 @@ class ValueMapper:
         self.style = style
         self.fields = {f.code: f for f in fields}
         self._converters = {f.code: f.converter() for f in fields}
+        self._code_lengths = sorted({len(code) for code in self.fields})
         self.columns = columns_in_schema(schema)
         self._warn = warn
         self._warned = warned if warned is not None else set()
@@ -120,19 +122,36 @@ class ValueMapper:
                     column,
                 )
 
+    def _v1_values(self, row: dict[str, t.Any]) -> dict[str, t.Any]:
+        """A v1 record's custom-field values by code, taken off it in one pass over its keys.
+
+        A known field's value sits under its code and companion keys (``<code>_currency``, …);
+        a key that looks like a field code the catalog does not know is kept as it is.
+        """
+        fields = self.fields
+        companions: dict[str, list[str]] = {}
+        strangers: list[str] = []
+        for key in row:
+            if key in fields:
+                companions.setdefault(key, [])
+                continue
+            for n in self._code_lengths:
+                if len(key) > n and key[n] == "_" and key[:n] in fields:
+                    companions.setdefault(key[:n], []).append(key)
+                    break
+            else:
+                if len(key) >= _HASH_LENGTH and _HASH_KEY.match(key):
+                    strangers.append(key)
+        raw = {code: fields[code].from_v1_keys(row, keys) for code, keys in companions.items()}
+        for key in strangers:
+            raw[key] = row.pop(key)
+        return raw
+
     def apply(self, row: dict[str, t.Any]) -> dict[str, t.Any]:
         """Rewrite ``row`` in place (named mode) and return it."""
         if self.mode == CustomFieldsMode.RAW:
             return row
-        if self.style == "v2":
-            raw = row.pop("custom_fields", None) or {}
-        else:
-            raw = {}
-            for code, f in self.fields.items():
-                if code in row or any(k.startswith(code + "_") for k in row):
-                    raw[code] = f.from_v1_record(row)
-            for key in [k for k in row if _HASH_KEY.match(k)]:
-                raw[key] = row.pop(key)
+        raw = (row.pop("custom_fields", None) or {}) if self.style == "v2" else self._v1_values(row)
         unknown = {}
         for code, value in raw.items():
             column = self.columns.get(code)

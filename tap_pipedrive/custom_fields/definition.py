@@ -68,10 +68,14 @@ class CustomField:
 
     def from_v1_record(self, record: dict[str, t.Any]) -> object:
         """Read this field's value (and its companion keys) off a v1 record, removing them."""
-        raw = record.pop(self.code, None)
         prefix = self.code + "_"
-        keys = [k for k in record if k.startswith(prefix)]
-        companions = {key[len(prefix) :]: record.pop(key) for key in keys}
+        return self.from_v1_keys(record, [k for k in record if k.startswith(prefix)])
+
+    def from_v1_keys(self, record: dict[str, t.Any], keys: list[str]) -> object:
+        """:meth:`from_v1_record` when the companion keys (``<code>_<suffix>``) are known."""
+        raw = record.pop(self.code, None)
+        start = len(self.code) + 1
+        companions = {key[start:]: record.pop(key) for key in keys}
         if raw is None and not any(v is not None for v in companions.values()):
             return None
         return field_type(self.field_type).from_v1(raw, companions)
