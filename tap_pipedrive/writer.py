@@ -12,6 +12,7 @@ written.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import sys
 import time
 import typing as t
@@ -54,7 +55,7 @@ class SingerWriter(GenericSingerWriter[bytes, "Message"]):
     def __init__(self) -> None:
         """Nothing gathered yet."""
         self._pending = bytearray()
-        atexit.register(self.flush)
+        atexit.register(self._flush_at_exit)
 
     @override
     def serialize_message(self, message: Message) -> bytes:
@@ -101,8 +102,17 @@ class SingerWriter(GenericSingerWriter[bytes, "Message"]):
             # an unbuffered stdout writes what the pipe takes at once: a signal handled
             # part-way through a large write leaves the rest, which goes next
             while data:
-                data = data[out.write(data) or 0 :]
+                written = out.write(data)
+                if written is None:  # a non-blocking stdout that is full: wait for the reader
+                    time.sleep(0.01)
+                    continue
+                data = data[written:]
         out.flush()
+
+    def _flush_at_exit(self) -> None:
+        """What is gathered goes out at exit, unless the reader has gone (nothing to tell then)."""
+        with contextlib.suppress(OSError, ValueError):
+            self.flush()
 
 
 #: STATE bytes a second at most: after a STATE of n bytes the next one waits n / this seconds
