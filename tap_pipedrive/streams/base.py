@@ -4,8 +4,8 @@ A plain ``singer_sdk.Stream`` (the tap owns its HTTP client), built from a regis
 (:class:`~tap_pipedrive.streams.definition.StreamDef`) and the run's
 :class:`~tap_pipedrive.services.Services`. This class is the one place that touches the
 SDK's private stream hooks (``_increment_stream_state``, ``_write_state_message``,
-``_sync_children``, ``state_manager.is_flushed``); ``tests/unit/test_sdk_seams.py`` fails
-loudly if the SDK changes them.
+``_write_record_message``, ``_sync_children``, ``state_manager.is_flushed``);
+``tests/unit/test_sdk_seams.py`` fails loudly if the SDK changes them.
 """
 
 from __future__ import annotations

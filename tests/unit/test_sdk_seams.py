@@ -26,6 +26,7 @@ def parameters(function) -> list[str]:
     [
         (Stream, "_increment_stream_state", ["self", "latest_record", "context"]),
         (Stream, "_write_state_message", ["self"]),
+        (Stream, "_write_record_message", ["self", "record"]),
         (Stream, "_sync_children", ["self", "child_context"]),
         (PluginBase, "_validate_config", ["self", "raise_errors"]),
         (Tap, "_handle_termination", ["self", "signum", "frame"]),
@@ -39,6 +40,15 @@ def test_private_hook_has_the_signature_the_tap_overrides(owner, name, expected)
 def test_the_state_manager_keeps_a_flushed_flag():
     # The stream base sets it to force a STATE write (streams/base.py write_state).
     assert "is_flushed" in inspect.getsource(StreamStateManager.__init__)
+
+
+def test_a_record_message_is_one_line_per_stream_map_with_the_stream_version():
+    # The stream base writes RECORD lines itself (streams/base.py _write_record_message) from
+    # what the SDK's own path reads: the stream maps' transform and alias, the stream version.
+    source = inspect.getsource(Stream._generate_record_messages)  # noqa: SLF001
+    used = ("self.stream_maps", "stream_map.transform(", "stream_map.stream_alias", "self._stream_version")
+    assert all(name in source for name in used)
+    assert "self._generate_record_messages(record)" in inspect.getsource(Stream._write_record_message)  # noqa: SLF001
 
 
 def test_the_config_input_is_a_dataclass_of_config_and_parse_env():
