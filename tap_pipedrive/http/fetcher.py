@@ -117,6 +117,39 @@ class ReadAhead:
             self._turn.notify()
 
 
+class Workers:
+    """Daemon threads that run tasks and stay for the next one.
+
+    Each thread keeps its HTTP session (``PipedriveClient.session``), so a request per parent
+    reuses a kept-alive connection instead of opening one, with a thread and a session, per
+    request. A task finding every thread busy starts another; daemon threads never hold up
+    the end of a run.
+    """
+
+    def __init__(self) -> None:
+        """No thread yet."""
+        self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self.started = 0
+
+    def submit(self, task: Callable[[], None]) -> None:
+        """Run ``task`` on an idle thread (or a new one)."""
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+            else:
+                self.started += 1
+                threading.Thread(target=self._serve, name=f"fetch-{self.started}", daemon=True).start()
+        self._tasks.put(task)
+
+    def _serve(self) -> None:
+        while True:
+            self._tasks.get()()
+            with self._lock:
+                self._idle += 1
+
+
 class Fetcher:
     """Reads lists and runs requests ahead of the writer, at most ``parallel`` at once."""
 
@@ -127,6 +160,7 @@ class Fetcher:
         self.parallel = max(1, parallel)
         self._ahead: dict[Hashable, ReadAhead] = {}
         self._lock = threading.Lock()
+        self._workers = Workers()
         #: whether a stream starts reading the next streams' lists (only in a whole run)
         self.ahead_of_streams = False
 
@@ -195,7 +229,7 @@ class Fetcher:
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 future.set_exception(exc)
 
-        threading.Thread(target=run, name="fetch", daemon=True).start()
+        self._workers.submit(run)
         return future
 
     def close(self) -> int:
