@@ -132,14 +132,29 @@ class PipedriveClient:
         #: the error that ends the run (rejected credentials, a block, the budget spent): once
         #: one request has met it, no other thread sends another request
         self._fatal: PipedriveError | None = None
+        self._proxies: dict[str, str] | None = None  # every request goes to the one API host
 
     @property
     def session(self) -> requests.Session:
-        """This thread's session (sessions are not shared between threads)."""
+        """This thread's session (sessions are not shared between threads).
+
+        It does not read the environment on each request (``trust_env``): requests would
+        scan every environment variable twice a request for proxy settings and look for a
+        ``.netrc`` (whose credentials the tap does not want sent beside its own). The proxy
+        settings (``HTTPS_PROXY``, ``NO_PROXY``, …) are read once a run: :meth:`proxies`.
+        """
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            session.trust_env = False
         return session
+
+    def proxies(self, prepared: requests.PreparedRequest) -> dict[str, str]:
+        """The proxy the environment names for the API host (none if ``NO_PROXY`` covers it)."""
+        found = self._proxies
+        if found is None:
+            found = self._proxies = requests.utils.resolve_proxies(prepared, {}, trust_env=True)
+        return found
 
     @functools.cached_property
     def base_url(self) -> str:
@@ -283,7 +298,9 @@ class PipedriveClient:
             with self.stop.shielded():  # a refresh may rotate the refresh token: let it finish
                 prepared = self.authenticator(self.session.prepare_request(request))
             used_token = self.authenticator.access_token
-            response = self.session.send(prepared, timeout=self.timeout, allow_redirects=False)
+            response = self.session.send(
+                prepared, timeout=self.timeout, allow_redirects=False, proxies=self.proxies(prepared)
+            )
             headers = response.headers
             _ = response.content  # read it all here, where a cut connection is a transient fault
         except requests.Timeout:
