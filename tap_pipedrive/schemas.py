@@ -61,16 +61,21 @@ def token_cost(version: str, path: str) -> int:
 def _template_of(version: str, path: str) -> Schema | None:
     """The extract's entry whose path template (``/roles/{id}/assignments``) ``path`` fills in."""
     parts = path.strip("/").split("/")
-    for entry in openapi()["endpoints"].values():
-        template = entry["path"].strip("/").split("/")
-        if (
-            entry["version"] == version
-            and "{" in entry["path"]
-            and len(template) == len(parts)
-            and all(a == b or a.startswith("{") for a, b in zip(template, parts, strict=True))
-        ):
-            return t.cast("Schema", entry)
+    for template, entry in _templates().get((version, len(parts)), ()):
+        if all(a == b or a.startswith("{") for a, b in zip(template, parts, strict=True)):
+            return entry
     return None
+
+
+@functools.cache
+def _templates() -> dict[tuple[str, int], list[tuple[list[str], Schema]]]:
+    """The extract's path templates by version and number of segments, in the extract's order."""
+    found: dict[tuple[str, int], list[tuple[list[str], Schema]]] = {}
+    for entry in openapi()["endpoints"].values():
+        if "{" in entry["path"]:
+            template = entry["path"].strip("/").split("/")
+            found.setdefault((entry["version"], len(template)), []).append((template, entry))
+    return found
 
 
 def is_timestamp(name: str, spec: Schema) -> bool:
