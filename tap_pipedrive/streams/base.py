@@ -4,8 +4,9 @@ A plain ``singer_sdk.Stream`` (the tap owns its HTTP client), built from a regis
 (:class:`~tap_pipedrive.streams.definition.StreamDef`) and the run's
 :class:`~tap_pipedrive.services.Services`. This class is the one place that touches the
 SDK's private stream hooks (``_increment_stream_state``, ``_write_state_message``,
-``_write_record_message``, ``_sync_children``, ``state_manager.is_flushed``);
-``tests/unit/test_sdk_seams.py`` fails loudly if the SDK changes them.
+``_write_record_message``, ``_process_record``, ``_sync_children``,
+``state_manager.is_flushed``); ``tests/unit/test_sdk_seams.py`` fails loudly if the SDK
+changes them.
 """
 
 from __future__ import annotations
@@ -318,6 +319,20 @@ class PipedriveStream(Stream):
         self.state_manager.is_flushed = False
 
     @override
+    def _process_record(
+        self,
+        record: Record,
+        child_context: Context | None = None,
+        partition_context: Context | None = None,
+    ) -> None:
+        """The SDK's per-record step: partition keys onto the record, child streams synced.
+
+        A stream with neither has nothing to do there (most streams, for every record).
+        """
+        if self.child_streams or partition_context:
+            super()._process_record(record, child_context=child_context, partition_context=partition_context)
+
+    @override
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
         """Normalise timestamps to RFC 3339 UTC; drop records already written at the bookmark.
 
@@ -337,8 +352,8 @@ class PipedriveStream(Stream):
             return None
         if self._custom is not None:
             self._custom.apply(row)
-        if unlisted := row.keys() - self._declared:
-            self._keep_unlisted(row, unlisted)
+        if not self._declared.issuperset(row):
+            self._keep_unlisted(row, row.keys() - self._declared)
         if self.services.settings.include_company_id:
             row[COMPANY_ID] = self.services.company_id()
         self.services.report.stats[self.name].records += 1

@@ -27,6 +27,7 @@ def parameters(function) -> list[str]:
         (Stream, "_increment_stream_state", ["self", "latest_record", "context"]),
         (Stream, "_write_state_message", ["self"]),
         (Stream, "_write_record_message", ["self", "record"]),
+        (Stream, "_process_record", ["self", "record", "child_context", "partition_context"]),
         (Stream, "_sync_children", ["self", "child_context"]),
         (PluginBase, "_validate_config", ["self", "raise_errors"]),
         (Tap, "_handle_termination", ["self", "signum", "frame"]),
@@ -49,6 +50,14 @@ def test_a_record_message_is_one_line_per_stream_map_with_the_stream_version():
     used = ("self.stream_maps", "stream_map.transform(", "stream_map.stream_alias", "self._stream_version")
     assert all(name in source for name in used)
     assert "self._generate_record_messages(record)" in inspect.getsource(Stream._write_record_message)  # noqa: SLF001
+
+
+def test_a_record_s_own_step_only_adds_partition_keys_and_syncs_children():
+    # The stream base skips it for a stream with no children and no partition context.
+    source = inspect.getsource(Stream._process_record)  # noqa: SLF001
+    assert "partition_context.items()" in source
+    assert "self.generate_child_contexts(" in source
+    assert "self._sync_children(" in source
 
 
 def test_the_config_input_is_a_dataclass_of_config_and_parse_env():
