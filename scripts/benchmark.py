@@ -15,8 +15,10 @@ generated account (the same data every time: one seed).
 Parts (``--parts``, default all but ``memory``; ``--memory`` adds it):
 
 * ``full``: a full sync of a ~15,000-record account (the demo account's shape, scaled) at
-  ``--latency`` for each burst limit of ``--plans``, and once without a burst limit at 0
-  latency (the CPU row).
+  ``--latency`` for each burst limit of ``--plans``, and once "unlimited" at 0 latency (the
+  CPU row). "Unlimited" is a burst limit no run reaches (``NO_WAIT``): the fake still sends
+  the rate-limit headers Pipedrive always sends, without which the tap keeps to one request
+  at a time (it does not know the limit).
 * ``history``: a first sync of ``deals`` with the opt-in per-deal streams (``deal_changes``,
   ``deal_participants``, ``deal_followers``) selected, on ~1,000 deals, at each plan.
 * ``floor``: the CPU floor. The requests the unlimited full sync made, replayed one after
@@ -70,6 +72,8 @@ DEMO_SCALED = ("deals", "deleted_deals", "archived_deals", "persons", "organizat
                "activities", "products", "notes", "leads", "archived_leads", "files",
                "call_logs", "projects", "mail_threads")
 DEMO_RECORDS = 21_015  # what a full sync of the unscaled demo account emits
+#: the "unlimited" plan: a burst limit (requests per 2 s) that no run here reaches
+NO_WAIT = 100_000
 HISTORY_STREAMS = ("deals", "deal_changes", "deal_participants", "deal_followers")
 TAP_TIMEOUT = 3 * 3600  # seconds; a tap that hangs is killed, its row marked
 LOOPBACK = "127.0.0.1,localhost"
@@ -294,7 +298,7 @@ def full_sync(spec: AccountSpec, plans: list[int], latency: float, tmp: Path,
     for limit in plans:
         with serve(spec, limit, latency) as server:
             results.append(run_tap("full sync", server, limit, tmp / f"full-{limit}", parallel=parallel))
-    with serve(spec, None, 0.0) as server:
+    with serve(spec, NO_WAIT, 0.0) as server:
         results.append(run_tap("full sync, CPU", server, None, tmp / "full-unlimited",
                                parallel=parallel))
         replay = [{"method": r["method"], "path": r["path"], "query": r["query"]} for r in server.requests]
@@ -368,7 +372,7 @@ def memory(sizes: list[int], tmp: Path, parallel: int | None) -> tuple[list[Meas
         spec = AccountSpec(f"{records:,} records", "small", {"activities": records})
         label = f"memory, ~{records / 1e6:g}M" if records >= MILLION else f"memory, ~{records / 1000:,.0f}k"
         say(f"{label}: generating the account")
-        with serve(spec, None, 0.0) as server:
+        with serve(spec, NO_WAIT, 0.0) as server:
             results.append(run_tap(label, server, None, tmp / f"memory-{records}", parallel=parallel))
         notes.append(f"{label}: the fake generated the account in {spec.generated_seconds[0]:.0f} s "
                      "(not part of the tap's figures)")
@@ -503,6 +507,7 @@ def run_parts(args: argparse.Namespace, tmp: Path) -> tuple[list[Measured], list
             floor = cpu_floor(full, requests_made, tmp)
             rows.append(floor)
             notes.append(floor_note(runs[-1], floor))
+            notes.append(per_record_note(runs[-1], floor, startup_cpu(tmp), floor_startup_cpu(full, tmp)))
     if "history" in args.parts:
         deals = AccountSpec("history", "demo", {"deals": args.deals})
         say(f"deal history: {args.deals} deals")
@@ -515,6 +520,22 @@ def run_parts(args: argparse.Namespace, tmp: Path) -> tuple[list[Measured], list
         notes += mem_notes
     notes.append(f"tap start-up: {startup_cpu(tmp):.1f} CPU-s (`--about`: interpreter and imports)")
     return rows, notes
+
+
+def per_record_note(tap: Measured, floor: Measured, tap_start: float, floor_start: float) -> str:
+    """The same ratio without each process's fixed start-up (interpreter and imports)."""
+    tap_cpu, floor_cpu = tap.cpu - tap_start, floor.cpu - floor_start
+    if not (floor.records and tap.records and floor_cpu > 0 and tap_cpu > 0):
+        return "per record, start-up excluded: not measured"
+    ratio = (tap_cpu / tap.records) / (floor_cpu / floor.records)
+    return (f"per record, start-up excluded: {ratio:.1f} times (tap {tap_cpu * 1e6 / tap.records:.0f} µs "
+            f"a record after {tap_start:.2f} CPU-s of start-up, floor {floor_cpu * 1e6 / floor.records:.0f} "
+            f"µs after {floor_start:.2f})")
+
+
+def floor_startup_cpu(spec: AccountSpec, tmp: Path) -> float:
+    """CPU-seconds of the floor's process replaying no request: the interpreter and its imports."""
+    return cpu_floor(spec, [], tmp / "floor-start-up").cpu
 
 
 def floor_note(tap: Measured, floor: Measured) -> str:
