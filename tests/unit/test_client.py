@@ -146,3 +146,45 @@ def test_one_limiter_paces_the_client_to_the_announced_window(fake_factory):
         client.get("v1", "/users/me")
     assert server.count_429 == 0
     assert client.limiter.limit == 4
+
+
+def _proxies(monkeypatch, proxy: str | None, no_proxy: str | None) -> None:
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        for variant in (name, name.lower()):
+            monkeypatch.delenv(variant, raising=False)
+    if proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+    if no_proxy:
+        monkeypatch.setenv("NO_PROXY", no_proxy)
+
+
+def test_the_proxy_the_environment_names_is_used_unless_no_proxy_covers_the_host(fake, monkeypatch):
+    dead = "http://127.0.0.1:9"  # nothing listens there: a request through it fails
+    _proxies(monkeypatch, dead, "127.0.0.1,localhost")
+    assert client_for(fake).get("v1", "/users/me")["success"] is True
+    _proxies(monkeypatch, dead, None)
+    fake.reset_counters()
+    with pytest.raises((ConnectError, TransientError)):
+        client_for(fake, max_retries=0).get("v1", "/users/me")
+    assert fake.requests == []  # it went to the proxy, not to the host
+
+
+def test_a_netrc_entry_for_the_host_is_not_sent(fake, monkeypatch, tmp_path):
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password NETRC-CANARY\n", encoding="utf-8")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _proxies(monkeypatch, None, None)
+    sent: list[dict[str, str]] = []
+    answer = fake._handle  # noqa: SLF001 - the fake's request entry point, wrapped to see the headers
+
+    def handle(method, raw_path, headers, body):
+        sent.append({k.lower(): v for k, v in headers.items()})
+        return answer(method, raw_path, headers, body)
+
+    monkeypatch.setattr(fake, "_handle", handle)
+    assert client_for(fake).get("v1", "/users/me")["success"] is True
+    assert "authorization" not in sent[-1]
+    assert sent[-1]["x-api-token"] == CANARY_API_TOKEN
