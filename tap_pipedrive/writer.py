@@ -111,7 +111,7 @@ class SingerWriter(GenericSingerWriter[bytes, "Message"]):
 
     def _flush_at_exit(self) -> None:
         """What is gathered goes out at exit, unless the reader has gone (nothing to tell then)."""
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # closed, gone, replaced
             self.flush()
 
 
