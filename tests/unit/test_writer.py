@@ -189,3 +189,19 @@ def test_flags_become_booleans_and_timestamps_utc_at_any_depth():
         "active_flag": True, "done": False, "count": 1, "either": 1, "update_time": "2026-01-31T10:20:00Z",
         "owner": {"active_flag": False}, "emails": [{"p": True}, {"p": False}],
     }
+
+
+def test_a_record_written_directly_is_the_line_of_the_sdk_s_record_message(monkeypatch):
+    out = Unbuffered(1 << 30)
+    monkeypatch.setattr(sys, "stdout", types.SimpleNamespace(buffer=out))
+    when = dt.datetime(2026, 12, 1, 15, 0, 1, 123456, tzinfo=dt.UTC)
+    record = {"id": 1, "title": "Ünïcode", "value": 2.5, "tags": [1, None]}
+    writer = SingerWriter()
+    for version in (None, 7):
+        expected = writer.format_message(
+            RecordMessage(stream="deals", record=record, version=version, time_extracted=when)
+        )
+        writer.write_record("deals", record, version, when)
+        writer.flush()
+        assert bytes(out.data) == expected
+        out.data.clear()
