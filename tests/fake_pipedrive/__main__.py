@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     server = FakePipedrive(account, seed=args.seed, host=args.host, port=args.port,
                            burst_limit=args.burst_limit, daily_token_budget=args.daily_token_budget,
                            latency=args.latency)
+    # before the first line announces the server: a SIGTERM sent once it is read must stop it
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     server.start()
     err = sys.stderr
     print(f"fake pipedrive listening on {server.url}", file=err, flush=True)
@@ -36,9 +40,6 @@ def main(argv: list[str] | None = None) -> int:
           f"refresh_token={next(iter(server.refresh_tokens))} token_url={server.url}/oauth/token",
           file=err, flush=True)
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     server.stop()
     return 0
