@@ -289,6 +289,8 @@ class PipedriveClient:
         headers = None
         started = time.monotonic()
         try:
+            if self._fatal is not None:  # another thread's request ended the run while this one waited
+                raise self._fatal
             request = requests.Request(
                 "GET",
                 f"{self.base_url}/api/{call.version}{call.path}",
